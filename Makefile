@@ -1,0 +1,59 @@
+# Thin entry points; the work lives in scripts. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SELECT ?=
+SIZE ?= 1
+LAYOUT ?= single
+
+##@ Setup and local development
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: ## Install what the fast suite and local runs need (uv, Python deps, PostgreSQL server).
+	hack/setup.sh
+
+.PHONY: dev
+dev: setup ## Run Dagster locally (webserver + daemon) against an embedded PostgreSQL.
+	hack/dev.sh
+
+.PHONY: materialize
+materialize: setup ## Materialize dbt assets chosen with dbt selection syntax: make materialize SELECT="tag:staging +fct_orders".
+	hack/materialize.sh "$(SELECT)"
+
+.PHONY: dbt-deps-reset
+dbt-deps-reset: setup ## Recover from a broken package update: dbt clean && dbt deps.
+	hack/dbt-deps-reset.sh
+
+##@ Tests
+
+.PHONY: test
+test: setup ## The fast suite: dbt + Dagster on a real PostgreSQL, and the chart tests. No cluster.
+	hack/test.sh
+
+.PHONY: chart-test
+chart-test: setup ## helm lint, and render tests of the chart.
+	hack/test.sh tests/chart
+
+##@ Image and chart
+
+.PHONY: image
+image: ## Build the project image (and the PostgreSQL image) into the local Docker engine.
+	hack/build-images.sh
+
+##@ Kind cluster
+
+.PHONY: cluster
+cluster: ## Bring up a kind cluster (LAYOUT=single|multi), building the node image when none can be pulled.
+	k8s_tests/cluster/up.sh $(LAYOUT)
+
+.PHONY: cluster-down
+cluster-down: ## Delete the kind cluster.
+	k8s_tests/cluster/down.sh
+
+.PHONY: cluster-clean
+cluster-clean: cluster-down ## Delete the cluster and drop every cache.
+	k8s_tests/cluster/clean.sh
