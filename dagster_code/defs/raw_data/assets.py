@@ -1,0 +1,30 @@
+"""The raw tables the dbt sources read, generated deterministically (seed, size)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_code import raw_data
+from dagster_code.warehouse import postgres_conninfo
+
+RAW_TABLES = ("app_events", "customers", "products", "orders", "inventory_levels")
+
+
+class RawDataConfig(dg.Config):
+    seed: int = 42
+    size: int = 1
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["raw", table], group_name="raw", kinds={"postgres"}) for table in RAW_TABLES],
+)
+def raw_tables(context: dg.AssetExecutionContext, config: RawDataConfig):
+    """Replaces every raw table in one transaction, so the sources never see a partial load."""
+    data = raw_data.generate(seed=config.seed, size=config.size)
+    raw_data.load(postgres_conninfo(), data)
+    summary = raw_data.summarize(data)
+    for table in RAW_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=["raw", table],
+            metadata={"seed": config.seed, "size": config.size, "rows": summary["rows"][table]},
+        )

@@ -1,0 +1,50 @@
+"""Where the dbt project lives, and the one cached DbtProject every definition uses.
+
+In the image the dbt project sits wherever the DBT_PROJECT_DIR build argument put it (the
+image sets the variable); in a checkout it is the `dbt_project/` folder beside this package.
+Its manifest is built ahead of time (`dbt parse` at image build), except under `dagster dev`
+/ `dg`, where `prepare_if_dev` parses it on load.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtProject
+
+DEFAULT_DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+
+def dbt_project_dir() -> Path:
+    return Path(os.environ.get("DBT_PROJECT_DIR", DEFAULT_DBT_PROJECT_DIR)).resolve()
+
+
+@functools.cache
+def dbt_project() -> DbtProject:
+    project = DbtProject(
+        project_dir=dbt_project_dir(),
+        profiles_dir=dbt_project_dir(),
+        target=os.environ.get("DBT_TARGET", "postgres"),
+    )
+    project.prepare_if_dev()
+    return project
+
+
+@functools.cache
+def dbt_manifest() -> Mapping:
+    return json.loads(dbt_project().manifest_path.read_text())
+
+
+@dg.template_var
+def dbt_project_args() -> dict[str, str]:
+    """The `project:` attribute of every DbtProjectComponent in defs/ (one place for it)."""
+    return {
+        "project_dir": str(dbt_project_dir()),
+        "profiles_dir": str(dbt_project_dir()),
+        "target": os.environ.get("DBT_TARGET", "postgres"),
+    }

@@ -1,0 +1,63 @@
+{#
+    Prepares the blue schema for a release: every mart that green publishes is copied into
+    blue, so a release (even one that rebuilds only some models) starts from what consumers
+    see now. Called by the Dagster asset `release/blue_prepared` through
+    `dbt run-operation clone_green_to_blue --args '{release_id: ..., marts: [...]}'`, never
+    from on-run-start: a retried run must not clone green over blue tables it already rebuilt.
+#}
+{% macro clone_green_to_blue(release_id, marts) %}
+    {{ return(adapter.dispatch('clone_green_to_blue', 'analytics')(release_id, marts)) }}
+{% endmacro %}
+
+
+{% macro default__clone_green_to_blue(release_id, marts) %}
+    {{ exceptions.raise_compiler_error(
+        "Blue/green releases are not implemented for the '" ~ adapter.type() ~ "' adapter: "
+        ~ "add macros " ~ adapter.type() ~ "__clone_green_to_blue and "
+        ~ adapter.type() ~ "__promote_blue_to_green to the project."
+    ) }}
+{% endmacro %}
+
+
+{% macro postgres__clone_green_to_blue(release_id, marts) %}
+    {% if execute %}
+        {% set green = var('green_schema') %}
+        {% set blue = var('blue_schema') %}
+        {% set published = bluegreen_existing_tables(green, marts) %}
+        {% set sql %}
+            create schema if not exists {{ adapter.quote(blue) }};
+            {% for mart in published %}
+            drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(mart) }} cascade;
+            create table {{ adapter.quote(blue) }}.{{ adapter.quote(mart) }}
+                as select * from {{ adapter.quote(green) }}.{{ adapter.quote(mart) }};
+            {% endfor %}
+        {% endset %}
+        {% do run_query(sql) %}
+        {% do adapter.commit() %}
+        {% if published | length == 0 %}
+            {% do log("Release " ~ release_id ~ ": " ~ green ~ " publishes no mart yet; first release.", info=True) %}
+        {% else %}
+            {% do log("Release " ~ release_id ~ ": cloned " ~ published | join(", ") ~ " from " ~ green ~ " into " ~ blue, info=True) %}
+        {% endif %}
+    {% endif %}
+{% endmacro %}
+
+
+{% macro snowflake__clone_green_to_blue(release_id, marts) %}
+    {% if execute %}
+        {% set green = var('green_schema') %}
+        {% set blue = var('blue_schema') %}
+        {% set db = target.database %}
+        {% set green_exists = run_query(
+            "select count(*) from " ~ db ~ ".information_schema.schemata where schema_name = upper('" ~ green ~ "')"
+        ).rows[0][0] > 0 %}
+        {% if green_exists %}
+            {# Zero-copy: a metadata operation however large the tables are. #}
+            {% do run_query("create or replace schema " ~ db ~ "." ~ blue ~ " clone " ~ db ~ "." ~ green) %}
+            {% do log("Release " ~ release_id ~ ": cloned schema " ~ green ~ " into " ~ blue, info=True) %}
+        {% else %}
+            {% do run_query("create schema if not exists " ~ db ~ "." ~ blue) %}
+            {% do log("Release " ~ release_id ~ ": no " ~ green ~ " schema yet; first release.", info=True) %}
+        {% endif %}
+    {% endif %}
+{% endmacro %}

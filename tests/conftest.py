@@ -1,0 +1,100 @@
+"""Fixtures of the fast suite: a real PostgreSQL server, a fresh warehouse database and a
+fresh Dagster instance (PostgreSQL storage, the chart's pools/retries/monitoring) per test."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_code.local.instance import (
+    apply_pool_limits,
+    instance_config,
+    pool_limits,
+    write_dagster_home,
+)
+from dagster_code.local.postgres_server import PostgresServer, start_postgres_server
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    server = start_postgres_server()
+    yield server
+    server.stop()
+
+
+def _database_name(prefix: str, request: pytest.FixtureRequest) -> str:
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())
+    return f"{prefix}_{name}"[:63]
+
+
+def warehouse_env(pg: PostgresServer, database: str) -> dict[str, str]:
+    """The environment dbt's `postgres` target reads (profiles.yml)."""
+    return {
+        "DBT_TARGET": "postgres",
+        "DBT_PG_HOST": pg.host,
+        "DBT_PG_PORT": str(pg.port),
+        "DBT_PG_USER": pg.user,
+        "DBT_PG_PASSWORD": pg.password,
+        "DBT_PG_DATABASE": database,
+        "DBT_THREADS": "2",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(pg: PostgresServer) -> Path:
+    """Parses the dbt project once, as the image build does; definitions load from it."""
+    env = {**os.environ, **warehouse_env(pg, "postgres")}
+    subprocess.run(
+        ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+@pytest.fixture
+def warehouse(pg: PostgresServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty warehouse database; dbt and the raw-data assets point at it."""
+    database = _database_name("wh", request)
+    conninfo = pg.create_database(database)
+    for key, value in warehouse_env(pg, database).items():
+        monkeypatch.setenv(key, value)
+    return conninfo
+
+
+@pytest.fixture
+def instance(
+    pg: PostgresServer, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance on its own PostgreSQL database, configured from the chart's values."""
+    database = _database_name("dagster", request)
+    pg.create_database(database)
+    storage = {
+        "hostname": pg.host,
+        "port": pg.port,
+        "username": pg.user,
+        "password": pg.password,
+        "db_name": database,
+    }
+    dagster_home = tmp_path / "dagster_home"
+    write_dagster_home(dagster_home, instance_config(storage))
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    with dg.DagsterInstance.get() as dagster_instance:
+        apply_pool_limits(dagster_instance, pool_limits())
+        yield dagster_instance
+
+
+@pytest.fixture(scope="session")
+def defs(dbt_manifest: Path) -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=REPO_ROOT / "dagster_code")
