@@ -57,3 +57,7 @@ cluster-down: ## Delete the kind cluster.
 .PHONY: cluster-clean
 cluster-clean: cluster-down ## Delete the cluster and drop every cache.
 	k8s_tests/cluster/clean.sh
+
+.PHONY: cluster-test
+cluster-test: ## Acceptance test of the kind cluster; reuse one with CLUSTER_TEST_ARGS="--kind-cluster dagster-dbt-k8s".
+	uv run pytest k8s_tests/test_cluster.py $(CLUSTER_TEST_ARGS)

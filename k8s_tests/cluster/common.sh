@@ -1,0 +1,20 @@
+# Settings shared by the cluster scripts. Source it; do not run it.
+# shellcheck source=../../hack/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/hack/lib.sh"
+
+CLUSTER_DIR="${REPO_ROOT}/k8s_tests/cluster"
+CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
+KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
+# upstream: pull kindest/node; local: build it here; auto: try a pull, build when it fails.
+NODE_IMAGE_SOURCE="${NODE_IMAGE_SOURCE:-auto}"
+UPSTREAM_NODE_IMAGE="docker.io/kindest/node:${KUBERNETES_VERSION}"
+LOCAL_NODE_IMAGE="localhost/kindest-node:${KUBERNETES_VERSION}-kind-${KIND_VERSION}"
+LOCAL_BASE_IMAGE="localhost/kindest-base:${NODE_BASE_SUITE}-kind-${KIND_VERSION}"
+
+# Per-version build outputs; a step is skipped when its output exists.
+GO_BUILD_DIR="${CACHE_DIR}/go-build"
+IMAGE_BUILD_DIR="${CACHE_DIR}/image-build"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# Builds share the machine with teammates: stay polite.
+NICE="${NICE:-nice -n 10}"
+export DOCKER_BUILDKIT=0
