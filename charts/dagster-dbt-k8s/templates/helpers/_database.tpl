@@ -1,0 +1,75 @@
+{{/*
+Connection settings of Dagster's storage and of the dbt postgres target. Secrets are referred
+to by name and key only; no password is ever rendered outside a Secret.
+*/}}
+
+{{- define "dagster-dbt-k8s.dagsterPg.host" -}}
+{{- if .Values.postgresql.enabled }}
+{{- include "dagster-dbt-k8s.postgresqlName" . }}
+{{- else }}
+{{- required "externalPostgresql.host is required when postgresql.enabled is false" .Values.externalPostgresql.host }}
+{{- end }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.dagsterPg.port" -}}
+{{- ternary .Values.postgresql.port .Values.externalPostgresql.port .Values.postgresql.enabled }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.dagsterPg.user" -}}
+{{- ternary .Values.postgresql.user .Values.externalPostgresql.user .Values.postgresql.enabled }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.dagsterPg.database" -}}
+{{- ternary .Values.postgresql.database .Values.externalPostgresql.database .Values.postgresql.enabled }}
+{{- end }}
+
+{{/* Name of the Secret that holds Dagster's database password. */}}
+{{- define "dagster-dbt-k8s.dagsterPg.secretName" -}}
+{{- if .Values.postgresql.enabled }}
+{{- default (include "dagster-dbt-k8s.postgresqlName" .) .Values.postgresql.existingSecret }}
+{{- else }}
+{{- required "externalPostgresql.existingSecret is required when postgresql.enabled is false: name a Secret holding the password" .Values.externalPostgresql.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.dagsterPg.secretKey" -}}
+{{- ternary .Values.postgresql.passwordKey .Values.externalPostgresql.passwordKey .Values.postgresql.enabled }}
+{{- end }}
+
+{{/* The dbt postgres target: empty values fall back to Dagster's own server, user and password. */}}
+{{- define "dagster-dbt-k8s.warehousePg.host" -}}
+{{- default (include "dagster-dbt-k8s.dagsterPg.host" .) .Values.warehouse.postgres.host }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.warehousePg.port" -}}
+{{- if .Values.warehouse.postgres.host }}
+{{- .Values.warehouse.postgres.port }}
+{{- else }}
+{{- include "dagster-dbt-k8s.dagsterPg.port" . }}
+{{- end }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.warehousePg.user" -}}
+{{- default (include "dagster-dbt-k8s.dagsterPg.user" .) .Values.warehouse.postgres.user }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.warehousePg.secretName" -}}
+{{- default (include "dagster-dbt-k8s.dagsterPg.secretName" .) .Values.warehouse.postgres.existingSecret }}
+{{- end }}
+
+{{- define "dagster-dbt-k8s.warehousePg.secretKey" -}}
+{{- if .Values.warehouse.postgres.existingSecret }}
+{{- .Values.warehouse.postgres.passwordKey }}
+{{- else }}
+{{- include "dagster-dbt-k8s.dagsterPg.secretKey" . }}
+{{- end }}
+{{- end }}
+
+{{/* Databases the embedded PostgreSQL creates on first start (POSTGRES_DATABASES). */}}
+{{- define "dagster-dbt-k8s.postgresql.databases" -}}
+{{- $databases := list .Values.postgresql.database }}
+{{- if and (eq .Values.warehouse.target "postgres") (not .Values.warehouse.postgres.host) }}
+{{- $databases = append $databases .Values.warehouse.postgres.database }}
+{{- end }}
+{{- $databases | uniq | join " " }}
+{{- end }}

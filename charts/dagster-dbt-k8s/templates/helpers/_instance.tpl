@@ -1,0 +1,109 @@
+{{/*
+The Dagster instance (dagster.yaml). Passwords are read from env vars at load time (`env:`),
+so the ConfigMap holds no secret.
+*/}}
+{{- define "dagster-dbt-k8s.instanceYaml" -}}
+{{- $retries := .Values.dagsterDaemon.runRetries }}
+{{- $monitoring := .Values.dagsterDaemon.runMonitoring }}
+{{- $pools := .Values.concurrency.pools }}
+{{- $runs := .Values.concurrency.runs -}}
+telemetry:
+  enabled: false
+storage:
+  postgres:
+    postgres_db:
+      hostname:
+        env: DAGSTER_PG_HOST
+      port:
+        env: DAGSTER_PG_PORT
+      username:
+        env: DAGSTER_PG_USER
+      password:
+        env: DAGSTER_PG_PASSWORD
+      db_name:
+        env: DAGSTER_PG_DB
+# Step output goes to the pods' logs (kubectl logs); no per-pod files to lose on eviction.
+compute_logs:
+  module: dagster._core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+run_launcher:
+  module: dagster_k8s
+  class: K8sRunLauncher
+  config:
+    job_namespace: {{ .Release.Namespace }}
+    job_image: {{ include "dagster-dbt-k8s.projectImage" . }}
+    image_pull_policy: {{ .Values.codeLocation.image.pullPolicy }}
+    {{- with .Values.imagePullSecrets }}
+    image_pull_secrets:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    service_account_name: {{ include "dagster-dbt-k8s.serviceAccountName" . }}
+    instance_config_map: {{ include "dagster-dbt-k8s.instanceConfigMapName" . }}
+    dagster_home: {{ .Values.dagsterHome }}
+    load_incluster_config: true
+    env_config_maps:
+      - {{ include "dagster-dbt-k8s.envConfigMapName" . }}
+    {{- with include "dagster-dbt-k8s.snowflakeSecretName" . }}
+    env_secrets:
+      - {{ . }}
+    {{- end }}
+    labels:
+      app.kubernetes.io/name: {{ include "dagster-dbt-k8s.name" . }}
+      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/component: run-worker
+      app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+    resources:
+      {{- toYaml .Values.runLauncher.resources | nindent 6 }}
+    volumes:
+      - name: tmp
+        empty_dir: {}
+    volume_mounts:
+      - name: tmp
+        mount_path: /tmp
+    run_k8s_config:
+      container_config:
+        securityContext:
+          {{- include "dagster-dbt-k8s.containerSecurityContext" . | nindent 10 }}
+        env:
+          {{- include "dagster-dbt-k8s.secretEnv" . | nindent 10 }}
+      pod_spec_config:
+        securityContext:
+          {{- include "dagster-dbt-k8s.podSecurityContext" . | nindent 10 }}
+      job_spec_config:
+        # A failed run worker is never restarted by Kubernetes: run retries re-execute what failed.
+        backoffLimit: 0
+        ttlSecondsAfterFinished: {{ .Values.runLauncher.jobTtlSecondsAfterFinished }}
+concurrency:
+  pools:
+    granularity: {{ $pools.granularity }}
+    default_limit: {{ $pools.defaultLimit }}
+  runs:
+    max_concurrent_runs: {{ $runs.maxConcurrentRuns }}
+    tag_concurrency_limits: {{- if $runs.tagConcurrencyLimits }}
+      {{- toYaml $runs.tagConcurrencyLimits | nindent 6 }}
+    {{- else }} []
+    {{- end }}
+run_retries:
+  enabled: {{ $retries.enabled }}
+  max_retries: {{ $retries.maxRetries }}
+  retry_on_asset_or_op_failure: {{ $retries.retryOnAssetOrOpFailure }}
+run_monitoring:
+  enabled: {{ $monitoring.enabled }}
+  start_timeout_seconds: {{ $monitoring.startTimeoutSeconds }}
+  cancel_timeout_seconds: {{ $monitoring.cancelTimeoutSeconds }}
+  poll_interval_seconds: {{ $monitoring.pollIntervalSeconds }}
+  max_resume_run_attempts: {{ $monitoring.maxResumeRunAttempts }}
+  free_slots_after_run_end_seconds: {{ $monitoring.freeSlotsAfterRunEndSeconds }}
+{{- end }}
+
+{{/* The workspace: one gRPC code location served by the code location Deployment. */}}
+{{- define "dagster-dbt-k8s.workspaceYaml" -}}
+load_from:
+  - grpc_server:
+      host: {{ include "dagster-dbt-k8s.codeLocationServiceName" . }}
+      port: {{ .Values.codeLocation.port }}
+      location_name: {{ .Values.codeLocation.name }}
+{{- end }}

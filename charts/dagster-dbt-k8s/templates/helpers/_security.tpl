@@ -1,0 +1,52 @@
+{{/*
+Security contexts that pass the Pod Security Standard "restricted". Not configurable beyond
+the UID/GID and readOnlyRootFilesystem: the chart promises "restricted" for every pod.
+*/}}
+
+{{/* Pod security context of pods running the project image. */}}
+{{- define "dagster-dbt-k8s.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container security context of containers running the project image. */}}
+{{- define "dagster-dbt-k8s.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ .Values.securityContext.readOnlyRootFilesystem }}
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Pod security context of PostgreSQL. */}}
+{{- define "dagster-dbt-k8s.postgresql.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.postgresql.runAsUser }}
+runAsGroup: {{ .Values.postgresql.runAsGroup }}
+fsGroup: {{ .Values.postgresql.runAsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container security context of PostgreSQL: its writable paths are volumes. */}}
+{{- define "dagster-dbt-k8s.postgresql.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.postgresql.runAsUser }}
+runAsGroup: {{ .Values.postgresql.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
