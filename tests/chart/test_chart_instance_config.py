@@ -1,0 +1,133 @@
+"""The rendered dagster.yaml against Dagster's own schema, and against the values it comes from."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import NAMESPACE, SCENARIO_IDS, SCENARIOS, load_values
+
+from dagster._config import process_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._serdes.config_class import class_from_code_pointer
+from dagster_k8s import K8sRunLauncher
+from dagster_postgres import PostgresEventLogStorage
+
+DB_ENV = {
+    "DAGSTER_PG_HOST": "db.example",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "not-a-real-password",
+    "DAGSTER_PG_DB": "dagster",
+}
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp_path, monkeypatch):
+    (tmp_path / "dagster.yaml").write_text(render(values_file).configmap_data("-instance")["dagster.yaml"])
+    config, custom_class = dagster_instance_config(str(tmp_path))
+    assert custom_class is None
+    assert config["telemetry"] == {"enabled": False}
+
+    # Every configurable class named in it exists and accepts its config.
+    for key in ("run_coordinator", "run_launcher", "compute_logs"):
+        cls = class_from_code_pointer(config[key]["module"], config[key]["class"])
+        result = process_config(cls.config_type(), config[key].get("config") or {})
+        assert result.success, f"{key}: {result.errors}"
+    assert config["run_coordinator"]["class"] == QueuedRunCoordinator.__name__
+    assert config["run_launcher"]["class"] == K8sRunLauncher.__name__
+
+    # The storage reads every connection setting, the password included, from the env.
+    postgres_db = config["storage"]["postgres"]["postgres_db"]
+    assert postgres_db == {
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+        "username": {"env": "DAGSTER_PG_USER"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "db_name": {"env": "DAGSTER_PG_DB"},
+    }
+    for name, value in DB_ENV.items():
+        monkeypatch.setenv(name, value)
+    result = process_config(PostgresEventLogStorage.config_type(), {"postgres_db": postgres_db})
+    assert result.success, result.errors
+    assert result.value["postgres_db"]["password"] == DB_ENV["DAGSTER_PG_PASSWORD"]
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_concurrency_retries_and_monitoring_equal_the_values(render, values_file):
+    values = load_values(values_file)
+    config = render(values_file).instance_config()
+    pools, runs = values["concurrency"]["pools"], values["concurrency"]["runs"]
+    assert config["concurrency"] == {
+        "pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
+        "runs": {
+            "max_concurrent_runs": runs["maxConcurrentRuns"],
+            "tag_concurrency_limits": runs["tagConcurrencyLimits"],
+        },
+    }
+    # Run limits live in `concurrency.runs` only: Dagster refuses them in both places.
+    assert "config" not in config["run_coordinator"]
+    retries = values["dagsterDaemon"]["runRetries"]
+    assert config["run_retries"] == {
+        "enabled": retries["enabled"],
+        "max_retries": retries["maxRetries"],
+        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"],
+    }
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    assert config["run_monitoring"] == {
+        "enabled": monitoring["enabled"],
+        "poll_interval_seconds": monitoring["pollIntervalSeconds"],
+        "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+        "cancel_timeout_seconds": monitoring["cancelTimeoutSeconds"],
+        "free_slots_after_run_end_seconds": monitoring["freeSlotsAfterRunEndSeconds"],
+        "max_resume_run_attempts": 0,
+    }
+
+
+def test_kind_values_shorten_run_monitoring(render):
+    from conftest import CHART_DIR
+
+    config = render(CHART_DIR / "ci" / "kind-values.yaml").instance_config()["run_monitoring"]
+    assert config["poll_interval_seconds"] <= 5
+    assert config["free_slots_after_run_end_seconds"] <= 5
+    defaults = render().instance_config()["run_monitoring"]
+    assert defaults["poll_interval_seconds"] > config["poll_interval_seconds"]
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_run_launcher_config(render, values_file):
+    values = load_values(values_file)
+    rendered = render(values_file)
+    launcher = rendered.instance_config()["run_launcher"]["config"]
+    image = values["codeLocation"]["image"]
+    assert launcher["job_namespace"] == NAMESPACE
+    assert launcher["job_image"] == f"{image['repository']}:{image['tag']}"
+    assert launcher["image_pull_policy"] == "IfNotPresent"
+    assert launcher["load_incluster_config"] is True
+    assert launcher["dagster_home"] == values["dagsterHome"]
+    assert launcher["instance_config_map"] == rendered.one("ConfigMap", "-instance")["metadata"]["name"]
+    assert launcher["env_config_maps"] == [rendered.one("ConfigMap", "-env")["metadata"]["name"]]
+    assert launcher["resources"] == values["runLauncher"]["resources"]
+    assert launcher["run_k8s_config"]["job_spec_config"]["backoffLimit"] == 0
+    assert launcher["run_k8s_config"]["job_spec_config"]["ttlSecondsAfterFinished"] == values["runLauncher"]["jobTtlSecondsAfterFinished"]
+    snowflake = values["warehouse"]["target"] == "snowflake"
+    assert launcher.get("env_secrets") == ([values["warehouse"]["snowflake"]["existingSecret"]] if snowflake else None)
+    result = process_config(K8sRunLauncher.config_type(), launcher)
+    assert result.success, result.errors
+
+
+def test_workspace_points_at_the_code_location_service(render):
+    rendered = render()
+    workspace = yaml.safe_load(rendered.configmap_data("-workspace")["workspace.yaml"])
+    service = rendered.one("Service", "-code-location")
+    assert workspace == {
+        "load_from": [
+            {
+                "grpc_server": {
+                    "host": service["metadata"]["name"],
+                    "port": service["spec"]["ports"][0]["port"],
+                    "location_name": "dagster-dbt",
+                }
+            }
+        ]
+    }

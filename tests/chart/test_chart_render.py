@@ -1,0 +1,184 @@
+"""helm lint and helm template over the default values and every ci scenario; object-level rules."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
+
+REQUIRED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+)
+SELECTOR_LABELS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
+DAGSTER_WORKLOADS = ("-webserver", "-daemon", "-code-location")
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_helm_lint_passes(helm, values_file):
+    args = [helm, "lint", str(CHART_DIR), "--strict"]
+    if values_file:
+        args += ["--values", str(values_file)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_every_object_has_the_app_kubernetes_io_labels(render, values_file):
+    rendered = render(values_file)
+    assert rendered.docs
+    for doc in rendered.docs:
+        labels = doc["metadata"].get("labels") or {}
+        missing = [label for label in REQUIRED_LABELS if not labels.get(label)]
+        assert not missing, f"{doc['kind']}/{doc['metadata']['name']} lacks {missing}"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    for where, _ in rendered.pod_specs():
+        kind, name = where.split("/")
+        if kind == "Pod":
+            continue
+        template_labels = rendered.one(kind, name)["spec"]["template"]["metadata"]["labels"]
+        missing = [label for label in REQUIRED_LABELS if not template_labels.get(label)]
+        assert not missing, f"pod template of {where} lacks {missing}"
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_selectors_use_name_instance_component_only(render, values_file):
+    rendered = render(values_file)
+    for doc in rendered.docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            selector = doc["spec"]["selector"]["matchLabels"]
+            template_labels = doc["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "Service":
+            selector = doc["spec"]["selector"]
+            template_labels = None
+        else:
+            continue
+        assert set(selector) == SELECTOR_LABELS, f"{doc['kind']}/{doc['metadata']['name']}: {selector}"
+        if template_labels is not None:
+            assert selector.items() <= template_labels.items()
+    # Every Service selects the pods of exactly one workload.
+    workloads = [d for d in rendered.docs if d["kind"] in ("Deployment", "StatefulSet")]
+    for service in rendered.of_kind("Service"):
+        selected = [
+            w["metadata"]["name"]
+            for w in workloads
+            if service["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(selected) == 1, f"Service {service['metadata']['name']} selects {selected}"
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_images_are_pinned_and_never_pulled_always(render, values_file):
+    rendered = render(values_file)
+    images = []
+    for where, spec in rendered.pod_specs():
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            image = container["image"]
+            images.append(image)
+            repository, _, tag = image.rpartition(":")
+            assert repository and tag and "/" not in tag, f"{where}: image {image} has no tag"
+            assert tag != "latest", f"{where}: image {image} uses latest"
+            assert container.get("imagePullPolicy") == "IfNotPresent", f"{where}/{container['name']}"
+    launcher = rendered.instance_config()["run_launcher"]["config"]
+    assert not launcher["job_image"].endswith(":latest")
+    assert launcher["image_pull_policy"] == "IfNotPresent"
+    assert images
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_dagster_pods_carry_a_config_checksum(render, values_file):
+    rendered = render(values_file)
+    for suffix in DAGSTER_WORKLOADS:
+        annotations = rendered.one("Deployment", suffix)["spec"]["template"]["metadata"].get("annotations") or {}
+        assert len(annotations.get("checksum/config", "")) == 64, f"Deployment *{suffix}: {annotations}"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"dagsterDaemon.runMonitoring.pollIntervalSeconds": "7"},
+        {"concurrency.runs.maxConcurrentRuns": "3"},
+        {"codeLocation.name": "another-location"},
+        {"warehouse.postgres.database": "elsewhere"},
+    ],
+    ids=["instance", "instance-concurrency", "workspace", "env"],
+)
+def test_config_checksum_changes_with_the_configmaps(render, change):
+    before = render()
+    after = render(set_values=change)
+    assert render() is before  # cached: the same arguments render once
+    for suffix in DAGSTER_WORKLOADS:
+        old = before.one("Deployment", suffix)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        new = after.one("Deployment", suffix)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        assert old != new, f"Deployment *{suffix} would not restart after {change}"
+
+
+def test_config_checksum_is_stable_across_renders(helm):
+    from conftest import helm_template
+
+    first, second = helm_template(helm), helm_template(helm)
+    assert first.returncode == second.returncode == 0
+    checksums = [
+        [line for line in r.stdout.splitlines() if "checksum/config" in line] for r in (first, second)
+    ]
+    assert checksums[0] and checksums[0] == checksums[1]
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_no_secret_value_appears_outside_secrets(render, values_file):
+    known = "Kn0wn-Passw0rd-For-The-Test"
+    embedded = load_values(values_file)["postgresql"]["enabled"]
+    for rendered, password in ((render(values_file), None), (render(values_file, {"postgresql.password": known}), known)):
+        secrets = [value for value in rendered.secret_values() if value]
+        if embedded:
+            assert secrets, "the embedded PostgreSQL has no password Secret"
+            if password:
+                assert password in secrets
+        for doc in rendered.docs:
+            if doc["kind"] == "Secret":
+                continue
+            text = repr(doc)
+            for value in [*secrets, known]:
+                assert value not in text, f"a Secret value appears in {doc['kind']}/{doc['metadata']['name']}"
+        for configmap in rendered.of_kind("ConfigMap"):
+            for key in configmap["data"]:
+                assert "PASSWORD" not in key and "PRIVATE_KEY" not in key, f"{configmap['metadata']['name']}: {key}"
+
+
+def test_embedded_postgresql_secret_is_kept_and_uses_the_given_password(render):
+    rendered = render(set_values={"postgresql.password": "given-password"})
+    secret = rendered.one("Secret", "-postgresql")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert rendered.secret_values() == ["given-password"]
+    generated = render().secret_values()
+    assert len(generated) == 1 and len(generated[0]) == 32
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_rbac_is_namespaced_and_minimal(render, values_file):
+    rendered = render(values_file)
+    assert not rendered.of_kind("ClusterRole")
+    assert not rendered.of_kind("ClusterRoleBinding")
+    (role,) = rendered.of_kind("Role")
+    granted = set()
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], f"wildcard in {field}: {rule}"
+        granted |= {(group, resource, verb) for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    # What dagster_k8s 0.29's launcher and client call (launch, health check, debug, terminate).
+    needed = {
+        ("batch", "jobs", "create"), ("batch", "jobs", "get"), ("batch", "jobs", "list"),
+        ("batch", "jobs", "delete"), ("batch", "jobs/status", "get"),
+        ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "delete"),
+        ("", "pods/log", "get"), ("", "events", "list"),
+    }
+    assert granted == needed
+    (binding,) = rendered.of_kind("RoleBinding")
+    (account,) = rendered.of_kind("ServiceAccount")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "dagster-chart-test"}]
+    assert rendered.instance_config()["run_launcher"]["config"]["service_account_name"] == account["metadata"]["name"]
