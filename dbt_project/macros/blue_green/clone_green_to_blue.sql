@@ -25,15 +25,16 @@
         {% set blue = var('blue_schema') %}
         {% set published = bluegreen_existing_tables(green, marts) %}
         {% set sql %}
+            begin;
             create schema if not exists {{ adapter.quote(blue) }};
             {% for mart in published %}
             drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(mart) }} cascade;
             create table {{ adapter.quote(blue) }}.{{ adapter.quote(mart) }}
                 as select * from {{ adapter.quote(green) }}.{{ adapter.quote(mart) }};
             {% endfor %}
+            commit;
         {% endset %}
         {% do run_query(sql) %}
-        {% do adapter.commit() %}
         {% if published | length == 0 %}
             {% do log("Release " ~ release_id ~ ": " ~ green ~ " publishes no mart yet; first release.", info=True) %}
         {% else %}

@@ -31,7 +31,9 @@
         {% set blue = adapter.quote(var('blue_schema')) %}
         {% set scratch = adapter.quote(var('blue_schema') ~ '_swap') %}
         {% set release_log = green ~ '._release_log' %}
+        {# One transaction from `begin` to `commit`, across the run_query calls below. #}
         {% set setup %}
+            begin;
             create schema if not exists {{ green }};
             create schema if not exists {{ scratch }};
             create table if not exists {{ release_log }} (
@@ -47,7 +49,7 @@
             "select count(*) from " ~ release_log ~ " where release_id = '" ~ release_id ~ "'"
         ).rows[0][0] > 0 %}
         {% if already %}
-            {% do adapter.commit() %}
+            {% do run_query("commit") %}
             {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
             {{ return(none) }}
         {% endif %}
@@ -74,9 +76,9 @@
             {% endfor %}
             insert into {{ release_log }} (release_id, marts)
             values ('{{ release_id }}', array[{% for mart in marts %}'{{ mart }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]);
+            commit;
         {% endset %}
         {% do run_query(swap) %}
-        {% do adapter.commit() %}
         {% do log("Release " ~ release_id ~ ": promoted " ~ marts | length ~ " mart(s) to green in one transaction: " ~ marts | join(", "), info=True) %}
     {% endif %}
 {% endmacro %}
