@@ -1,0 +1,118 @@
+"""Bad values are refused at `helm template` time, with a message that names the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from conftest import helm_template
+
+# (id, values file content, text the error must contain: it names the key)
+BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown-top-level-key", {"webserver": {"replicas": 2}}, "at '': additional properties 'webserver' not allowed"),
+    (
+        "unknown-nested-key",
+        {"dagsterDaemon": {"runMonitoring": {"pollInterval": 5}}},
+        "at '/dagsterDaemon/runMonitoring': additional properties 'pollInterval' not allowed",
+    ),
+    (
+        "negative-pool-limit",
+        {"concurrency": {"pools": {"limits": {"dbt-snapshots": -1}}}},
+        "at '/concurrency/pools/limits/dbt-snapshots': minimum: got -1, want 0",
+    ),
+    (
+        "negative-default-pool-limit",
+        {"concurrency": {"pools": {"defaultLimit": -2}}},
+        "at '/concurrency/pools/defaultLimit': minimum: got -2, want 0",
+    ),
+    (
+        "retries-enabled-with-max-retries-0",
+        {"dagsterDaemon": {"runRetries": {"enabled": True, "maxRetries": 0}}},
+        "at '/dagsterDaemon/runRetries/maxRetries': minimum: got 0, want 1",
+    ),
+    (
+        "negative-max-retries",
+        {"dagsterDaemon": {"runRetries": {"enabled": False, "maxRetries": -1}}},
+        "at '/dagsterDaemon/runRetries/maxRetries': minimum: got -1, want 0",
+    ),
+    (
+        "unknown-retry-strategy",
+        {"dagsterDaemon": {"runRetries": {"strategy": "FROM_SCRATCH"}}},
+        "at '/dagsterDaemon/runRetries/strategy': value must be one of 'FROM_ASSET_FAILURE', 'FROM_FAILURE', 'ALL_STEPS'",
+    ),
+    (
+        "unknown-pool-granularity",
+        {"concurrency": {"pools": {"granularity": "step"}}},
+        "at '/concurrency/pools/granularity': value must be one of 'op', 'run'",
+    ),
+    (
+        "unknown-dbt-target",
+        {"warehouse": {"target": "bigquery"}},
+        "at '/warehouse/target': value must be one of 'postgres', 'snowflake'",
+    ),
+    ("missing-image-tag", {"codeLocation": {"image": {"tag": None}}}, "at '/codeLocation/image': missing property 'tag'"),
+    ("empty-image-tag", {"codeLocation": {"image": {"tag": ""}}}, "at '/codeLocation/image/tag': minLength: got 0, want 1"),
+    ("latest-image-tag", {"codeLocation": {"image": {"tag": "latest"}}}, "at '/codeLocation/image/tag': 'not' failed"),
+    ("empty-postgresql-image-tag", {"postgresql": {"image": {"tag": ""}}}, "at '/postgresql/image/tag': minLength: got 0, want 1"),
+    (
+        "pull-policy-always",
+        {"codeLocation": {"image": {"pullPolicy": "Always"}}},
+        "at '/codeLocation/image/pullPolicy': value must be one of 'IfNotPresent', 'Never'",
+    ),
+    (
+        "string-for-a-number",
+        {"dagsterDaemon": {"runMonitoring": {"pollIntervalSeconds": "30"}}},
+        "at '/dagsterDaemon/runMonitoring/pollIntervalSeconds': got string, want integer",
+    ),
+    (
+        "string-for-a-boolean",
+        {"dagsterDaemon": {"runRetries": {"enabled": "yes"}}},
+        "at '/dagsterDaemon/runRetries/enabled': got string, want boolean",
+    ),
+    (
+        "external-postgresql-without-host",
+        {"postgresql": {"enabled": False}, "externalPostgresql": {"existingSecret": "db"}},
+        "externalPostgresql.host is required when postgresql.enabled is false",
+    ),
+    (
+        "external-postgresql-without-secret",
+        {"postgresql": {"enabled": False}, "externalPostgresql": {"host": "db.example"}},
+        "externalPostgresql.existingSecret is required when postgresql.enabled is false",
+    ),
+    (
+        "snowflake-without-secret",
+        {"warehouse": {"target": "snowflake", "snowflake": {"account": "a", "user": "u", "warehouse": "w", "database": "d"}}},
+        "warehouse.snowflake.existingSecret is required when warehouse.target is snowflake",
+    ),
+    (
+        "snowflake-without-account",
+        {"warehouse": {"target": "snowflake", "snowflake": {"existingSecret": "sf"}}},
+        "warehouse.snowflake.account is required when warehouse.target is snowflake",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "expected"), [case[1:] for case in BAD_VALUES], ids=[case[0] for case in BAD_VALUES])
+def test_bad_values_are_refused_naming_the_key(helm, tmp_path, values, expected):
+    values_file = tmp_path / "bad-values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    result = helm_template(helm, [values_file])
+    assert result.returncode != 0, f"helm template accepted {values}"
+    assert expected in result.stderr, result.stderr
+
+
+def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tmp_path):
+    """The same files with the offending value corrected render: each case fails for its own reason."""
+    fixes = {
+        "negative-pool-limit": {"concurrency": {"pools": {"limits": {"dbt-snapshots": 0}}}},
+        "retries-enabled-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": True, "maxRetries": 1}}},
+        "retries-off-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": False, "maxRetries": 0}}},
+        "string-for-a-number": {"dagsterDaemon": {"runMonitoring": {"pollIntervalSeconds": 30}}},
+        "external-postgresql": {"postgresql": {"enabled": False}, "externalPostgresql": {"host": "db", "existingSecret": "db"}},
+    }
+    for name, values in fixes.items():
+        values_file = tmp_path / f"{name}.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        result = helm_template(helm, [values_file])
+        assert result.returncode == 0, f"{name}: {result.stderr}"

@@ -1,0 +1,100 @@
+"""Every pod, the run pods the launcher creates included, passes the Pod Security Standard "restricted"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes
+import pytest
+from conftest import SCENARIO_IDS, SCENARIOS
+
+from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+
+ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI"}
+
+
+def assert_restricted(where: str, spec: dict[str, Any]) -> None:
+    """The "restricted" profile, asserted field by field on the pod and on each container."""
+    for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not spec.get(forbidden), f"{where}: {forbidden}"
+    pod = spec.get("securityContext") or {}
+    assert pod.get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot"
+    assert isinstance(pod.get("runAsUser"), int) and pod["runAsUser"] > 0, f"{where}: pod runAsUser"
+    assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{where}: pod seccompProfile"
+    for volume in spec.get("volumes") or []:
+        types = set(volume) - {"name"}
+        assert types <= ALLOWED_VOLUME_TYPES, f"{where}: volume {volume}"
+    containers = [*(spec.get("initContainers") or []), *spec["containers"]]
+    assert containers
+    for container in containers:
+        at = f"{where}/{container['name']}"
+        context = container.get("securityContext") or {}
+        assert context.get("runAsNonRoot") is True, f"{at}: runAsNonRoot"
+        assert isinstance(context.get("runAsUser"), int) and context["runAsUser"] > 0, f"{at}: runAsUser"
+        assert context.get("allowPrivilegeEscalation") is False, f"{at}: allowPrivilegeEscalation"
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], f"{at}: capabilities.drop"
+        assert not context.get("capabilities", {}).get("add"), f"{at}: capabilities.add"
+        assert context.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{at}: seccompProfile"
+        assert not context.get("privileged"), f"{at}: privileged"
+        assert "readOnlyRootFilesystem" in context, f"{at}: readOnlyRootFilesystem unset"
+        for port in container.get("ports") or []:
+            assert "hostPort" not in port, f"{at}: hostPort"
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_every_pod_is_restricted(render, values_file):
+    specs = render(values_file).pod_specs()
+    kinds = {where.split("/")[0] for where, _ in specs}
+    assert {"Deployment", "Job", "Pod"} <= kinds
+    for where, spec in specs:
+        assert_restricted(where, spec)
+
+
+def test_postgresql_is_restricted_with_a_read_only_root(render):
+    spec = render().one("StatefulSet", "-postgresql")["spec"]["template"]["spec"]
+    assert_restricted("StatefulSet/postgresql", spec)
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["runAsUser"] == 999
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
+    assert spec["automountServiceAccountToken"] is False
+
+
+def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:
+    """The Kubernetes Job dagster_k8s builds for a run from this launcher config, as a manifest."""
+    job_config = DagsterK8sJobConfig(
+        job_image=launcher["job_image"],
+        dagster_home=launcher["dagster_home"],
+        image_pull_policy=launcher["image_pull_policy"],
+        image_pull_secrets=launcher.get("image_pull_secrets"),
+        service_account_name=launcher["service_account_name"],
+        instance_config_map=launcher["instance_config_map"],
+        env_config_maps=launcher["env_config_maps"],
+        env_secrets=launcher.get("env_secrets"),
+        volume_mounts=launcher["volume_mounts"],
+        volumes=launcher["volumes"],
+        labels=launcher["labels"],
+        resources=launcher["resources"],
+    )
+    job = construct_dagster_k8s_job(
+        job_config=job_config,
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name="dagster-run-0123456789",
+        user_defined_k8s_config=UserDefinedDagsterK8sConfig.from_dict(launcher["run_k8s_config"]),
+        component="run_worker",
+    )
+    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_run_pods_built_by_dagster_k8s_are_restricted(render, values_file):
+    launcher = render(values_file).instance_config()["run_launcher"]["config"]
+    job = run_worker_job(launcher)
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert_restricted("run worker Job", pod)
+    (container,) = pod["containers"]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["serviceAccountName"] == launcher["service_account_name"]
