@@ -1,0 +1,118 @@
+# The project image: one image for every Dagster process (code server by default; the chart sets the
+# commands of the webserver, the daemon and the run workers). Builds with the legacy builder too
+# (DOCKER_BUILDKIT=0), hence no RUN --mount. `make image` (hack/build-images.sh) is the usual way in.
+#
+# Build arguments:
+#   BASE_IMAGE        Debian bookworm with CPython 3.11 (python3 and its venv module). Default: the
+#                     public python:3.11-slim-bookworm; `make image` passes a base built locally.
+#   WHEELHOUSE        1: install only from the wheels in .wheelhouse/ of the build context
+#                     (hack/wheelhouse.sh downloads them on the host); 0 (default): from PyPI.
+#   UV_VERSION        uv, used to export uv.lock and install it (keep equal to versions.env).
+#   DBT_PROJECT_DIR   the dbt project to package, relative to the build context (default dbt_project).
+#   DAGSTER_CODE_DIR  the Python package holding the definitions (default dagster_code).
+#   DAGSTER_MODULE    the module the code server loads (default dagster_code.definitions).
+#   DBT_PARSE_TARGET  the dbt target the manifest is parsed for (default: the profile's default).
+#                     adapter.dispatch resolves at parse time, so parse for the target you run.
+#
+# Bring your own dbt project: put it and a definitions package in the build context, then
+#   docker build --build-arg DBT_PROJECT_DIR=analytics --build-arg DAGSTER_CODE_DIR=my_defs \
+#     --build-arg DAGSTER_MODULE=my_defs.definitions -t my-dagster-dbt:1.0 .
+# Both keep their relative layout under /opt/project, so paths computed from __file__ still hold.
+# `dbt parse` runs at build time without any secret: profiles.yml must render with the placeholder
+# values set on the parse line below, or with env_var() defaults. dbt packages from the hub cannot
+# be fetched offline: run `dbt deps` before building so dbt_packages/ is in the context.
+
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# ---- deps: the locked virtualenv. Its wheels and uv stay in this stage only. ----
+FROM ${BASE_IMAGE} AS deps
+ARG WHEELHOUSE=0
+ARG UV_VERSION=0.13.8
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+# The bracket makes .wheelhouse optional: a clone without it still builds with WHEELHOUSE=0.
+COPY uv.lock .wheelhous[e] /wheelhouse/
+COPY pyproject.toml uv.lock /src/
+WORKDIR /src
+# Runtime dependencies only (no dev group, not the project itself), every wheel checked against the
+# hash in uv.lock. Bytecode is compiled here: the non-root user cannot write __pycache__ later, and
+# compiling at each start would slow every pod.
+RUN set -eu; \
+    sources=""; \
+    if [ "${WHEELHOUSE}" = 1 ]; then sources="--no-index --find-links /wheelhouse"; fi; \
+    python3 -m venv /opt/uv; \
+    /opt/uv/bin/pip install --quiet ${sources} "uv==${UV_VERSION}"; \
+    /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --format requirements.txt \
+      --quiet -o requirements.txt; \
+    /opt/uv/bin/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
+    /opt/uv/bin/uv pip install --python /opt/venv/bin/python --require-hashes --no-deps \
+      ${sources} -r requirements.txt
+
+# ---- the image ----
+FROM ${BASE_IMAGE}
+ARG DBT_PROJECT_DIR=dbt_project
+ARG DAGSTER_CODE_DIR=dagster_code
+ARG DAGSTER_MODULE=dagster_code.definitions
+ARG DBT_PARSE_TARGET=""
+LABEL org.opencontainers.image.title="dagster-dbt-k8s" \
+      org.opencontainers.image.description="Dagster code location, run worker, webserver and daemon for a dbt project"
+
+# A fixed UID/GID, so the chart's securityContext (runAsUser/fsGroup) can name it.
+RUN groupadd --gid 10001 dagster \
+    && useradd --uid 10001 --gid 10001 --home-dir /home/dagster --create-home \
+       --shell /usr/sbin/nologin dagster
+
+COPY --from=deps /opt/venv /opt/venv
+
+# Nothing phones home: dbt's usage events and version check, Dagster's telemetry (also off in the
+# instance's dagster.yaml, which the chart renders).
+ENV PATH=/opt/venv/bin:${PATH} \
+    VIRTUAL_ENV=/opt/venv \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/opt/project \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    DAGSTER_DISABLE_TELEMETRY=1 \
+    DO_NOT_TRACK=1 \
+    DBT_SEND_ANONYMOUS_USAGE_STATS=false \
+    DBT_VERSION_CHECK=false
+
+WORKDIR /opt/project
+COPY pyproject.toml /opt/project/
+COPY ${DAGSTER_CODE_DIR} /opt/project/${DAGSTER_CODE_DIR}
+COPY ${DBT_PROJECT_DIR} /opt/project/${DBT_PROJECT_DIR}
+ENV DBT_PROJECT_DIR=/opt/project/${DBT_PROJECT_DIR} \
+    DBT_PROFILES_DIR=/opt/project/${DBT_PROJECT_DIR} \
+    DAGSTER_MODULE=${DAGSTER_MODULE}
+
+# The manifest is built here so no pod parses at start. The values on the parse line are
+# placeholders for profiles.yml to render; `dbt parse` opens no connection, and none stays in the
+# image. dbt writes target/ and logs/ at run time, so those belong to the runtime user.
+RUN set -eu; \
+    cd "${DBT_PROJECT_DIR}"; \
+    if [ -f packages.yml ] || [ -f dependencies.yml ]; then \
+      [ -d dbt_packages ] || dbt deps --project-dir . --profiles-dir .; \
+    fi; \
+    DBT_PG_HOST=parse-placeholder DBT_PG_USER=parse-placeholder DBT_PG_PASSWORD=parse-placeholder \
+    DBT_PG_DATABASE=parse-placeholder SNOWFLAKE_ACCOUNT=parse-placeholder \
+    SNOWFLAKE_USER=parse-placeholder SNOWFLAKE_ROLE=parse-placeholder \
+    SNOWFLAKE_WAREHOUSE=parse-placeholder SNOWFLAKE_DATABASE=parse-placeholder \
+    SNOWFLAKE_PASSWORD=parse-placeholder \
+      dbt parse --project-dir . --profiles-dir . ${DBT_PARSE_TARGET:+--target "${DBT_PARSE_TARGET}"} --quiet; \
+    test -s target/manifest.json; \
+    rm -rf logs; \
+    install -d -o 10001 -g 10001 logs; \
+    chown -R 10001:10001 target; \
+    python -m compileall -q /opt/project; \
+    install -d -o 10001 -g 10001 /opt/dagster "${DAGSTER_HOME}"; \
+    printf 'telemetry:\n  enabled: false\n' >"${DAGSTER_HOME}/dagster.yaml"; \
+    chown 10001:10001 "${DAGSTER_HOME}/dagster.yaml"
+
+USER 10001:10001
+EXPOSE 3030
+# A shell only to expand DAGSTER_MODULE; exec leaves dagster as PID 1 to receive SIGTERM.
+CMD ["sh", "-c", "exec dagster code-server start --host 0.0.0.0 --port 3030 --module-name \"${DAGSTER_MODULE}\""]
