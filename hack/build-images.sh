@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Builds the project image (PROJECT_IMAGE) and the embedded PostgreSQL image (POSTGRES_IMAGE) into
+# the local Docker engine, with the legacy builder (DOCKER_BUILDKIT=0). `make image` runs it.
+#
+# Environment:
+#   BUILD_MODE           offline (default): nothing is pulled and `docker build` needs no network.
+#                        The bases are made here from Debian's packages (debootstrap + docker
+#                        import) and the Python wheels come from a wheelhouse downloaded on the
+#                        host. online: for a machine that can pull images and reach PyPI and Debian
+#                        from inside a build; bases are PUBLIC_*_BASE_IMAGE from versions.env.
+#   BASE_IMAGE           the project image's base (default by mode, see versions.env)
+#   POSTGRES_BASE_IMAGE  the PostgreSQL image's base (default by mode)
+#   IMAGE_BUILD_ARGS     extra `docker build` arguments for the project image, e.g. to package
+#                        another dbt project: "--build-arg DBT_PROJECT_DIR=analytics
+#                        --build-arg DAGSTER_CODE_DIR=my_defs --build-arg DAGSTER_MODULE=my_defs.definitions"
+#   BUILD_CPU_SHARES     CPU weight of the build's containers (default 256 of 1024: the cores are shared)
+set -o errexit -o nounset -o pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BUILD_MODE="${BUILD_MODE:-offline}"
+IMAGE_BUILD_ARGS="${IMAGE_BUILD_ARGS:-}"
+BUILD_CPU_SHARES="${BUILD_CPU_SHARES:-256}"
+export DOCKER_BUILDKIT=0
+# Our builds need no privileged container; skip the engine script's check of one.
+export DOCKER_VERIFY="${DOCKER_VERIFY:-0}"
+
+case "${BUILD_MODE}" in
+  offline)
+    BASE_IMAGE="${BASE_IMAGE:-${LOCAL_PYTHON_BASE_IMAGE}}"
+    POSTGRES_BASE_IMAGE="${POSTGRES_BASE_IMAGE:-${LOCAL_POSTGRES_BASE_IMAGE}}"
+    WHEELHOUSE=1
+    # The local PostgreSQL base already holds the packages, shaped by prepare-rootfs.sh.
+    POSTGRES_INSTALL_PACKAGES=0
+    ;;
+  online)
+    BASE_IMAGE="${BASE_IMAGE:-${PUBLIC_PYTHON_BASE_IMAGE}}"
+    POSTGRES_BASE_IMAGE="${POSTGRES_BASE_IMAGE:-${PUBLIC_POSTGRES_BASE_IMAGE}}"
+    WHEELHOUSE=0
+    POSTGRES_INSTALL_PACKAGES=1
+    ;;
+  *) die "BUILD_MODE must be offline or online, not '${BUILD_MODE}'" ;;
+esac
+
+build_local_bases() {
+  run_step "base image ${LOCAL_PYTHON_BASE_IMAGE}" \
+    "${REPO_ROOT}/images/base/build-base-image.sh" "${LOCAL_PYTHON_BASE_IMAGE}" python3 python3-venv
+  run_step "base image ${LOCAL_POSTGRES_BASE_IMAGE}" \
+    "${REPO_ROOT}/images/base/build-base-image.sh" --hook "${REPO_ROOT}/images/postgres/prepare-rootfs.sh" \
+    "${LOCAL_POSTGRES_BASE_IMAGE}" "postgresql-${POSTGRES_MAJOR}" dumb-init
+}
+
+build_project_image() {
+  local extra_args
+  read -r -a extra_args <<<"${IMAGE_BUILD_ARGS}"
+  docker build --cpu-shares "${BUILD_CPU_SHARES}" \
+    --build-arg BASE_IMAGE="${BASE_IMAGE}" \
+    --build-arg WHEELHOUSE="${WHEELHOUSE}" \
+    --build-arg UV_VERSION="${UV_VERSION}" \
+    "${extra_args[@]}" \
+    --tag "${PROJECT_IMAGE}" --file "${REPO_ROOT}/Dockerfile" "${REPO_ROOT}"
+}
+
+build_postgres_image() {
+  docker build --cpu-shares "${BUILD_CPU_SHARES}" \
+    --build-arg BASE_IMAGE="${POSTGRES_BASE_IMAGE}" \
+    --build-arg INSTALL_PACKAGES="${POSTGRES_INSTALL_PACKAGES}" \
+    --build-arg POSTGRES_MAJOR="${POSTGRES_MAJOR}" \
+    --tag "${POSTGRES_IMAGE}" "${REPO_ROOT}/images/postgres"
+}
+
+# Fails the build when the image cannot do the basics; no network, nothing left running.
+smoke_test() {
+  docker run --rm --network none "${PROJECT_IMAGE}" sh -c \
+    'set -e; dagster --version; test "$(id -u)" = 10001; test -s "${DBT_PROJECT_DIR}/target/manifest.json"' \
+    || die "${PROJECT_IMAGE} failed its smoke test (dagster --version, UID 10001, manifest present)"
+  docker run --rm --network none --entrypoint postgres "${POSTGRES_IMAGE}" --version \
+    || die "${POSTGRES_IMAGE} failed its smoke test (postgres --version)"
+}
+
+main() {
+  log "build mode: ${BUILD_MODE}; project base: ${BASE_IMAGE}; postgres base: ${POSTGRES_BASE_IMAGE}"
+  local start=${SECONDS}
+  run_step "docker engine" "${REPO_ROOT}/hack/docker-engine.sh"
+  if [[ "${BUILD_MODE}" == offline ]]; then
+    build_local_bases
+    run_step "wheelhouse" "${REPO_ROOT}/hack/wheelhouse.sh"
+  fi
+  run_step "image ${PROJECT_IMAGE}" build_project_image
+  run_step "image ${POSTGRES_IMAGE}" build_postgres_image
+  run_step "smoke test" smoke_test
+  docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' \
+    | grep -E "^(${PROJECT_IMAGE}|${POSTGRES_IMAGE}|${BASE_IMAGE}|${POSTGRES_BASE_IMAGE})\b" >&2 || true
+  log "images built in $((SECONDS - start))s"
+}
+
+main "$@"
