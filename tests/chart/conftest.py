@@ -1,143 +1,32 @@
-"""Fixtures of the chart's render tests: helm (installed by hack/install-helm.sh) and rendering.
-
-No cluster is needed: `helm template` renders the chart and the tests assert on the objects.
-"""
+"""Fixtures of the chart's render tests: helm (built by hack/install-helm.sh on a fresh machine)
+and a cached `helm template`."""
 
 from __future__ import annotations
 
-import base64
-import functools
-import os
 import subprocess
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = REPO_ROOT / "charts" / "dagster-dbt-k8s"
-CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
-# Default values plus each ci scenario; ids are the scenario names ("default", "kind", ...).
-SCENARIOS = [None, *CI_VALUES]
-SCENARIO_IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VALUES)]
-RELEASE = "chart-test"
-NAMESPACE = "dagster-chart-test"
-POD_KINDS = {"Deployment", "StatefulSet", "Job", "Pod", "DaemonSet", "ReplicaSet", "CronJob"}
-
-
-def _cache_bin() -> Path:
-    cache_dir = os.environ.get("DAGSTER_DBT_K8S_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    ) / "dagster-dbt-k8s"
-    return Path(cache_dir) / "bin"
+from chart_render import REPO_ROOT, Rendered, cache_bin, render_cached
 
 
 @pytest.fixture(scope="session")
 def helm() -> str:
-    """Path of helm at HELM_VERSION: hack/install-helm.sh builds it on a fresh machine."""
+    """Path of helm at HELM_VERSION (versions.env)."""
     script = REPO_ROOT / "hack" / "install-helm.sh"
     result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         pytest.fail(f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return str(_cache_bin() / "helm")
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The objects of one `helm template`, with lookups the tests share."""
-
-    docs: tuple[dict[str, Any], ...]
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [d for d in self.docs if d["kind"] == kind]
-
-    def one(self, kind: str, name_suffix: str) -> dict[str, Any]:
-        found = [d for d in self.of_kind(kind) if d["metadata"]["name"].endswith(name_suffix)]
-        assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
-        return found[0]
-
-    def configmap_data(self, name_suffix: str) -> dict[str, str]:
-        return self.one("ConfigMap", name_suffix)["data"]
-
-    def instance_config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.configmap_data("-instance")["dagster.yaml"])
-
-    def secret_values(self) -> list[str]:
-        return [
-            base64.b64decode(value).decode()
-            for secret in self.of_kind("Secret")
-            for value in (secret.get("data") or {}).values()
-        ]
-
-    def pod_specs(self) -> list[tuple[str, dict[str, Any]]]:
-        """(kind/name, pod spec) of every object that makes pods."""
-        specs = []
-        for doc in self.docs:
-            if doc["kind"] not in POD_KINDS:
-                continue
-            where = f"{doc['kind']}/{doc['metadata']['name']}"
-            if doc["kind"] == "Pod":
-                specs.append((where, doc["spec"]))
-            elif doc["kind"] == "CronJob":
-                specs.append((where, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
-            else:
-                specs.append((where, doc["spec"]["template"]["spec"]))
-        return specs
-
-
-def helm_template(
-    helm: str,
-    values_files: Iterable[Path] = (),
-    set_values: Mapping[str, str] | None = None,
-    extra_args: Iterable[str] = (),
-) -> subprocess.CompletedProcess[str]:
-    args = [helm, "template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
-    for path in values_files:
-        args += ["--values", str(path)]
-    for key, value in (set_values or {}).items():
-        args += ["--set", f"{key}={value}"]
-    args += list(extra_args)
-    return subprocess.run(args, capture_output=True, text=True, timeout=120)
-
-
-@functools.cache
-def _render_cached(helm: str, values_files: tuple[Path, ...], set_items: tuple[tuple[str, str], ...]) -> Rendered:
-    result = helm_template(helm, values_files, dict(set_items))
-    if result.returncode != 0:
-        raise AssertionError(f"helm template failed ({values_files}, {set_items}):\n{result.stderr}")
-    docs = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
-    return Rendered(docs)
+    return str(cache_bin() / "helm")
 
 
 @pytest.fixture(scope="session")
 def render(helm):
-    """render(values_file=None, **sets) -> Rendered (cached per arguments)."""
+    """render(values_file=None, set_values=None) -> Rendered, cached per arguments."""
 
     def _render(values_file: Path | None = None, set_values: Mapping[str, str] | None = None) -> Rendered:
         files = (values_file,) if values_file else ()
-        return _render_cached(helm, files, tuple(sorted((set_values or {}).items())))
+        return render_cached(helm, files, tuple(sorted((set_values or {}).items())))
 
     return _render
-
-
-def load_values(values_file: Path | None) -> dict[str, Any]:
-    """values.yaml merged with a ci file as Helm does: maps merge, lists replace, null deletes."""
-
-    def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-        merged = dict(base)
-        for key, value in override.items():
-            if value is None:
-                merged.pop(key, None)
-            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = merge(merged[key], value)
-            else:
-                merged[key] = value
-        return merged
-
-    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-    if values_file:
-        values = merge(values, yaml.safe_load(values_file.read_text()) or {})
-    return values

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import helm_template
+from chart_render import helm_template
 
 # (id, values file content, text the error must contain: it names the key)
 BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import SCENARIO_IDS, SCENARIOS, Rendered, load_values
-from test_chart_security import run_worker_job
+from chart_render import SCENARIO_IDS, SCENARIOS, Rendered, load_values, run_worker_job
 
 SECRET_NAME_PARTS = ("PASSWORD", "PRIVATE_KEY", "PASSPHRASE", "SECRET", "TOKEN")
 
@@ -111,7 +110,7 @@ def test_env_contract_on_every_dagster_container_and_run_pods(render, values_fil
 
 
 def test_snowflake_credentials_only_from_the_named_secret(render):
-    from conftest import CHART_DIR
+    from chart_render import CHART_DIR
 
     rendered = render(CHART_DIR / "ci" / "snowflake-values.yaml")
     env = rendered.configmap_data("-env")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import NAMESPACE, SCENARIO_IDS, SCENARIOS, load_values
+from chart_render import NAMESPACE, SCENARIO_IDS, SCENARIOS, load_values
 
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
@@ -85,7 +85,7 @@ def test_concurrency_retries_and_monitoring_equal_the_values(render, values_file
 
 
 def test_kind_values_shorten_run_monitoring(render):
-    from conftest import CHART_DIR
+    from chart_render import CHART_DIR
 
     config = render(CHART_DIR / "ci" / "kind-values.yaml").instance_config()["run_monitoring"]
     assert config["poll_interval_seconds"] <= 5

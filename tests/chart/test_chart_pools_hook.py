@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CHART_DIR, REPO_ROOT, SCENARIO_IDS, SCENARIOS, load_values
+from chart_render import CHART_DIR, REPO_ROOT, SCENARIO_IDS, SCENARIOS, load_values
 
 from dagster import DagsterInstance
 

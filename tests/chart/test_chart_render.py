@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
+from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
 
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
@@ -118,7 +118,7 @@ def test_config_checksum_changes_with_the_configmaps(render, change):
 
 
 def test_config_checksum_is_stable_across_renders(helm):
-    from conftest import helm_template
+    from chart_render import helm_template
 
     first, second = helm_template(helm), helm_template(helm)
     assert first.returncode == second.returncode == 0

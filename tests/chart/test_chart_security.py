@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import kubernetes
 import pytest
-from conftest import SCENARIO_IDS, SCENARIOS
+from chart_render import SCENARIO_IDS, SCENARIOS, run_worker_job
 
-from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
 ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI"}
 
@@ -59,32 +57,6 @@ def test_postgresql_is_restricted_with_a_read_only_root(render):
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
     assert spec["automountServiceAccountToken"] is False
-
-
-def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:
-    """The Kubernetes Job dagster_k8s builds for a run from this launcher config, as a manifest."""
-    job_config = DagsterK8sJobConfig(
-        job_image=launcher["job_image"],
-        dagster_home=launcher["dagster_home"],
-        image_pull_policy=launcher["image_pull_policy"],
-        image_pull_secrets=launcher.get("image_pull_secrets"),
-        service_account_name=launcher["service_account_name"],
-        instance_config_map=launcher["instance_config_map"],
-        env_config_maps=launcher["env_config_maps"],
-        env_secrets=launcher.get("env_secrets"),
-        volume_mounts=launcher["volume_mounts"],
-        volumes=launcher["volumes"],
-        labels=launcher["labels"],
-        resources=launcher["resources"],
-    )
-    job = construct_dagster_k8s_job(
-        job_config=job_config,
-        args=["dagster", "api", "execute_run", "{}"],
-        job_name="dagster-run-0123456789",
-        user_defined_k8s_config=UserDefinedDagsterK8sConfig.from_dict(launcher["run_k8s_config"]),
-        component="run_worker",
-    )
-    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
 
 
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
+from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
 
 VALUES_TEXT = (CHART_DIR / "values.yaml").read_text()
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())

@@ -1,0 +1,153 @@
+"""Rendering the chart for the tests in tests/chart: `helm template` into objects, and the
+values they come from. No cluster is needed."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO_ROOT / "charts" / "dagster-dbt-k8s"
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+# Default values plus each ci scenario; ids are the scenario names ("default", "kind", ...).
+SCENARIOS = [None, *CI_VALUES]
+SCENARIO_IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VALUES)]
+RELEASE = "chart-test"
+NAMESPACE = "dagster-chart-test"
+POD_KINDS = {"Deployment", "StatefulSet", "Job", "Pod", "DaemonSet", "ReplicaSet", "CronJob"}
+
+
+def cache_bin() -> Path:
+    """CACHE_BIN of hack/lib.sh, where hack/install-helm.sh puts helm."""
+    cache_dir = os.environ.get("DAGSTER_DBT_K8S_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    ) / "dagster-dbt-k8s"
+    return Path(cache_dir) / "bin"
+
+
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The objects of one `helm template`, with lookups the tests share."""
+
+    docs: tuple[dict[str, Any], ...]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind: str, name_suffix: str) -> dict[str, Any]:
+        found = [d for d in self.of_kind(kind) if d["metadata"]["name"].endswith(name_suffix)]
+        assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        return found[0]
+
+    def configmap_data(self, name_suffix: str) -> dict[str, str]:
+        return self.one("ConfigMap", name_suffix)["data"]
+
+    def instance_config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.configmap_data("-instance")["dagster.yaml"])
+
+    def secret_values(self) -> list[str]:
+        return [
+            base64.b64decode(value).decode()
+            for secret in self.of_kind("Secret")
+            for value in (secret.get("data") or {}).values()
+        ]
+
+    def pod_specs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(kind/name, pod spec) of every object that makes pods."""
+        specs = []
+        for doc in self.docs:
+            if doc["kind"] not in POD_KINDS:
+                continue
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            if doc["kind"] == "Pod":
+                specs.append((where, doc["spec"]))
+            elif doc["kind"] == "CronJob":
+                specs.append((where, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
+            else:
+                specs.append((where, doc["spec"]["template"]["spec"]))
+        return specs
+
+
+def helm_template(
+    helm: str,
+    values_files: Iterable[Path] = (),
+    set_values: Mapping[str, str] | None = None,
+    extra_args: Iterable[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    args = [helm, "template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
+    for path in values_files:
+        args += ["--values", str(path)]
+    for key, value in (set_values or {}).items():
+        args += ["--set", f"{key}={value}"]
+    args += list(extra_args)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+@functools.cache
+def render_cached(helm: str, values_files: tuple[Path, ...], set_items: tuple[tuple[str, str], ...]) -> Rendered:
+    result = helm_template(helm, values_files, dict(set_items))
+    if result.returncode != 0:
+        raise AssertionError(f"helm template failed ({values_files}, {set_items}):\n{result.stderr}")
+    docs = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
+    return Rendered(docs)
+
+
+
+
+def load_values(values_file: Path | None) -> dict[str, Any]:
+    """values.yaml merged with a ci file as Helm does: maps merge, lists replace, null deletes."""
+
+    def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in override.items():
+            if value is None:
+                merged.pop(key, None)
+            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    if values_file:
+        values = merge(values, yaml.safe_load(values_file.read_text()) or {})
+    return values
+
+
+def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:
+    """The Kubernetes Job dagster_k8s builds for a run from this launcher config, as a manifest."""
+    import kubernetes
+    from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+
+    job_config = DagsterK8sJobConfig(
+        job_image=launcher["job_image"],
+        dagster_home=launcher["dagster_home"],
+        image_pull_policy=launcher["image_pull_policy"],
+        image_pull_secrets=launcher.get("image_pull_secrets"),
+        service_account_name=launcher["service_account_name"],
+        instance_config_map=launcher["instance_config_map"],
+        env_config_maps=launcher["env_config_maps"],
+        env_secrets=launcher.get("env_secrets"),
+        volume_mounts=launcher["volume_mounts"],
+        volumes=launcher["volumes"],
+        labels=launcher["labels"],
+        resources=launcher["resources"],
+    )
+    job = construct_dagster_k8s_job(
+        job_config=job_config,
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name="dagster-run-0123456789",
+        user_defined_k8s_config=UserDefinedDagsterK8sConfig.from_dict(launcher["run_k8s_config"]),
+        component="run_worker",
+    )
+    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
