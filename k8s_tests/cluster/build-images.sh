@@ -22,6 +22,7 @@ LABEL_CHANGE='LABEL dagster-dbt-k8s.cache=true'
 
 KIND_MODULE_DIR=""
 K8S_BIN="${GO_BUILD_DIR}/kubernetes-${KUBERNETES_VERSION}"
+CRICTL_BIN="${GO_BUILD_DIR}/crictl-${CRICTL_VERSION}/crictl"
 
 kind_module_dir() {
   [[ -n "${KIND_MODULE_DIR}" ]] || KIND_MODULE_DIR="$(cd "${CACHE_DIR}" &&
@@ -134,10 +135,13 @@ build_kubernetes_images() {
   local context="${IMAGE_BUILD_DIR}/context-kube-proxy"
   rm -rf "${context}"
   mkdir -p "${context}"
-  cp "${K8S_BIN}/kube-proxy" "${context}/"
+  mkdir -p "${context}/bin" "${context}/lib"
+  cp "${K8S_BIN}/kube-proxy" "${context}/lib/"
+  cp "${CLUSTER_DIR}/images/kube-proxy/kube-proxy" "${context}/bin/"
   cat >"${context}/Dockerfile" <<DOCKERFILE
 FROM $(kube_proxy_rootfs_image)
-COPY kube-proxy /usr/local/bin/kube-proxy
+COPY lib/kube-proxy /usr/local/lib/kube-proxy/kube-proxy
+COPY bin/kube-proxy /usr/local/bin/kube-proxy
 ${LABEL_CHANGE}
 ENTRYPOINT ["/usr/local/bin/kube-proxy"]
 DOCKERFILE
@@ -189,7 +193,7 @@ node_image() {
     ids+=("$(docker image inspect -f '{{.Id}}' "${image}")")
   done
   printf 'localhost/kindest-node:%s-%s' "${KUBERNETES_VERSION}" \
-    "$(short_hash "${ids[@]}" "${K8S_BIN}/kubelet" "$(kind_module_dir)/pkg/build/nodeimage/const_cni.go")"
+    "$(short_hash "${ids[@]}" "${K8S_BIN}/kubelet" "${CRICTL_BIN}" "$(kind_module_dir)/pkg/build/nodeimage/const_cni.go")"
 }
 
 # kind_manifest CONST_NAME: a manifest kind keeps as a Go string constant, with its image names
@@ -232,6 +236,7 @@ build_node() {
   for binary in kubeadm kubelet kubectl; do
     docker cp "${K8S_BIN}/${binary}" "${cid}:/usr/bin/${binary}"
   done
+  docker cp "${CRICTL_BIN}" "${cid}:/usr/local/bin/crictl"
   docker exec "${cid}" mkdir -p /kind/manifests
   docker cp "${manifests}/default-cni.yaml" "${cid}:/kind/manifests/default-cni.yaml"
   docker cp "${manifests}/default-storage.yaml" "${cid}:/kind/manifests/default-storage.yaml"
@@ -252,8 +257,9 @@ build_node() {
     grep -qx "${image}" "${manifests}/preloaded.txt" || die "${image} is missing from the node's containerd"
   done
   docker exec "${cid}" pkill containerd
+  # sleep, the container's first process, reaps nothing: a stopped containerd stays a zombie.
   wait_for "containerd to stop in the build container" 30 \
-    bash -c "! docker exec ${cid} pgrep -x containerd"
+    bash -c "! docker exec ${cid} sh -c 'ps -C containerd -o stat= | grep -qv Z'"
   docker exec "${cid}" rm -f /var/log/containerd-build.log
   docker commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
