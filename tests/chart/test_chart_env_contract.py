@@ -133,3 +133,19 @@ def test_helm_test_pod_checks_graphql_and_grpc_health(render):
     assert env["WEBSERVER_URL"] == f"http://{rendered.one('Service', '-webserver')['metadata']['name']}:80"
     assert env["CODE_LOCATION_HOST"] == rendered.one("Service", "-code-location")["metadata"]["name"]
     assert env["DO_NOT_TRACK"] == "1"
+
+
+def test_helm_test_graphql_query_is_valid_for_this_dagster(render):
+    import ast
+
+    import graphql
+    from dagster_graphql.schema import create_schema
+
+    script = render().of_kind("Pod")[0]["spec"]["containers"][0]["command"][2]
+    query = next(
+        node.value.value
+        for node in ast.walk(ast.parse(script))
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "query"
+    )
+    errors = graphql.validate(create_schema().graphql_schema, graphql.parse(query))
+    assert not errors, errors

@@ -70,3 +70,7 @@ def test_run_pods_built_by_dagster_k8s_are_restricted(render, values_file):
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert pod["serviceAccountName"] == launcher["service_account_name"]
+    # NOTES.txt lists run Jobs and pods by these labels.
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert labels["app.kubernetes.io/instance"] == "chart-test"
+        assert labels["app.kubernetes.io/component"] == "run-worker"
