@@ -182,3 +182,29 @@ def test_rbac_is_namespaced_and_minimal(render, values_file):
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "dagster-chart-test"}]
     assert rendered.instance_config()["run_launcher"]["config"]["service_account_name"] == account["metadata"]["name"]
+
+
+def _as_kubernetes_model(doc):
+    import kubernetes
+    from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+
+    version = doc["apiVersion"].split("/")[-1]
+    model = getattr(kubernetes.client, f"{version.capitalize()}{doc['kind']}")
+    return k8s_model_from_dict(model, k8s_snake_case_dict(model, doc))
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_manifests_are_valid_kubernetes_objects(render, values_file):
+    """Every field exists in the Kubernetes API (the Python client's models, strictly): a
+    misspelt probe or security field fails here instead of being dropped by the API server."""
+    for doc in render(values_file).docs:
+        _as_kubernetes_model(doc)
+
+
+def test_kubernetes_model_check_catches_a_misspelt_nested_field(render):
+    import copy
+
+    deployment = copy.deepcopy(render().one("Deployment", "-daemon"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRot"] = True
+    with pytest.raises(Exception, match="runAsNonRot|run_as_non_rot"):
+        _as_kubernetes_model(deployment)
