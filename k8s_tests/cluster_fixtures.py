@@ -181,7 +181,7 @@ def project_image(kind_cluster: KindCluster) -> str:
 
 @pytest.fixture(scope="session")
 def probe_image(kind_cluster: KindCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2 MB busybox image (sh, wget, httpd) for plumbing checks, made from the host's
+    """A 2 MB busybox image (sh, httpd; its static wget cannot resolve names) for plumbing checks, made from the host's
     busybox-static (hack/docker-engine.sh installs it) with `docker import`: no pull."""
     exists = subprocess.run(["docker", "image", "inspect", PROBE_IMAGE], capture_output=True, timeout=60)
     if exists.returncode != 0:
@@ -218,7 +218,8 @@ def _safe_call(fn: Callable[[], str]) -> str:
 
 def dump_artifacts(directory: Path, cluster: KindCluster, core_v1: client.CoreV1Api, namespaces: list[str]) -> None:
     """Pod listing, events and pod logs of `namespaces`, and `kind export logs`, into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
 
     def pods() -> str:
         lines = []

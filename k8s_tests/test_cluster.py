@@ -40,6 +40,17 @@ def pod_manifest(name: str, image: str, script: str, **spec: Any) -> dict[str, A
     }
 
 
+def pod_log(core_v1: client.CoreV1Api, namespace: str, name: str) -> str:
+    """The pod's log as text (the client would otherwise try to parse it)."""
+    response = core_v1.read_namespaced_pod_log(name, namespace, _preload_content=False)
+    return response.data.decode(errors="replace")
+
+
+def containers_ready(pod: client.V1Pod) -> bool:
+    statuses = pod.status.container_statuses or []
+    return bool(statuses) and all(s.ready for s in statuses)
+
+
 def pod_phase(core_v1: client.CoreV1Api, namespace: str, name: str) -> tuple[str, str]:
     pod = core_v1.read_namespaced_pod(name, namespace)
     waiting = [
@@ -60,7 +71,7 @@ def run_to_completion(core_v1: client.CoreV1Api, namespace: str, manifest: dict[
         return phase in ("Succeeded", "Failed"), state
 
     state = wait_until(f"pod {namespace}/{name} to finish", finished, POD_TIMEOUT_SECONDS)
-    log = core_v1.read_namespaced_pod_log(name, namespace)
+    log = pod_log(core_v1, namespace, name)
     assert state.startswith("phase=Succeeded"), f"pod {name} did not succeed ({state}); log:\n{log}"
     return log
 
@@ -68,9 +79,8 @@ def run_to_completion(core_v1: client.CoreV1Api, namespace: str, manifest: dict[
 def wait_running(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
     def running() -> tuple[bool, str]:
         pod = core_v1.read_namespaced_pod(name, namespace)
-        ready = all(s.ready for s in pod.status.container_statuses or [False])
         _, state = pod_phase(core_v1, namespace, name)
-        return pod.status.phase == "Running" and ready, state
+        return pod.status.phase == "Running" and containers_ready(pod), state
 
     wait_until(f"pod {namespace}/{name} to be Running and ready", running, POD_TIMEOUT_SECONDS)
 
@@ -105,10 +115,7 @@ def test_nodes_ready_kube_system_running_and_apiserver_ready(
 
     def kube_system_running() -> tuple[bool, dict[str, str]]:
         pods = core_v1.list_namespaced_pod("kube-system").items
-        states = {
-            p.metadata.name: f"{p.status.phase}/ready={all(s.ready for s in p.status.container_statuses or [False])}"
-            for p in pods
-        }
+        states = {p.metadata.name: f"{p.status.phase}/ready={containers_ready(p)}" for p in pods}
         return bool(states) and all(s == "Running/ready=True" for s in states.values()), states
 
     wait_until("every kube-system pod to be Running and ready", kube_system_running, READY_TIMEOUT_SECONDS)
@@ -125,7 +132,9 @@ def test_project_image_pod_runs_to_completion(core_v1: client.CoreV1Api, namespa
     assert "project image ok" in log
 
 
-def test_pod_reaches_service_by_name(core_v1: client.CoreV1Api, namespace: str, probe_image: str) -> None:
+def test_pod_reaches_service_by_name(
+    core_v1: client.CoreV1Api, namespace: str, probe_image: str, project_image: str
+) -> None:
     token = uuid.uuid4().hex
     server = pod_manifest(
         "web",
@@ -146,15 +155,20 @@ def test_pod_reaches_service_by_name(core_v1: client.CoreV1Api, namespace: str, 
     )
     wait_running(core_v1, namespace, "web")
 
-    # The short name goes through the pod's DNS search path, the long one is the Service's FQDN.
-    fqdn = f"web.{namespace}.svc.cluster.local"
-    script = (
-        f"for i in $(seq 30); do wget -q -T 3 -O /tmp/short http://web/ && break; sleep 1; done; "
-        f"nslookup {fqdn} && wget -q -T 3 -O /tmp/long http://{fqdn}/ && "
-        "echo short=$(cat /tmp/short) long=$(cat /tmp/long)"
-    )
-    log = run_to_completion(core_v1, namespace, pod_manifest("dns-client", probe_image, script))
-    assert f"short={token} long={token}" in log
+    # The client is the project's image: its glibc resolver, like the real workloads'. The short
+    # name goes through the pod's DNS search path; the long one is the Service's FQDN.
+    client_script = f"""
+import socket, urllib.request
+for host in ("web", "web.{namespace}.svc.cluster.local"):
+    address = socket.gethostbyname(host)
+    body = urllib.request.urlopen(f"http://{{host}}/", timeout=5).read().decode().strip()
+    print(f"{{host}} -> {{address}}: {{body}}")
+"""
+    service_ip = core_v1.read_namespaced_service("web", namespace).spec.cluster_ip
+    dns_client = pod_manifest("dns-client", project_image, "", container={"command": ["python", "-c", client_script]})
+    log = run_to_completion(core_v1, namespace, dns_client)
+    assert f"web -> {service_ip}: {token}" in log
+    assert f"web.{namespace}.svc.cluster.local -> {service_ip}: {token}" in log
 
 
 def test_default_storage_class_pvc_binds_and_keeps_data(
@@ -191,7 +205,6 @@ def test_default_storage_class_pvc_binds_and_keeps_data(
 
     core_v1.delete_namespaced_pod("writer", namespace)
     wait_deleted(core_v1, namespace, "writer")
-    volume["container"] = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
     log = run_to_completion(core_v1, namespace, pod_manifest("reader", probe_image, "cat /data/token", **volume))
     assert log.strip() == token
 
@@ -222,7 +235,7 @@ def test_eviction_sends_sigterm_before_killing_job_pod(
         running = [p for p in pods if p.status.phase == "Running"]
         if not running:
             return False, str([(p.metadata.name, p.status.phase) for p in pods])
-        log = core_v1.read_namespaced_pod_log(running[0].metadata.name, namespace)
+        log = pod_log(core_v1, namespace, running[0].metadata.name)
         return "started" in log, running[0].metadata.name
 
     pod_name = wait_until("the Job's pod to run its TERM handler", job_pod_started, POD_TIMEOUT_SECONDS)
