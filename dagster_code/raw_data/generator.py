@@ -32,6 +32,9 @@ RAW_SCHEMA = "raw"
 COUNTRIES = ("DE", "FR", "GB", "NL", "US")
 CATEGORIES = ("apparel", "books", "electronics", "garden", "toys")
 WAREHOUSES = ("east", "north", "west")
+# Units per warehouse as (min, max): out of stock, scarce, stocked.
+STOCK_PROFILES = ((0, 0), (0, 3), (10, 200))
+STOCK_PROFILE_WEIGHTS = (1, 2, 7)
 ORDER_STATUSES = ("placed", "shipped", "completed", "returned")
 # Weights of ORDER_STATUSES: most orders complete, a few come back.
 ORDER_STATUS_WEIGHTS = (15, 20, 55, 10)
@@ -171,16 +174,14 @@ def generate(seed: int = 42, size: int = 1) -> RawData:
             )
         )
 
-    inventory_levels = [
-        (
-            product_id,
-            warehouse,
-            rng.randint(0, 200),
-            _timestamp(rng, events_start, window_seconds),
-        )
-        for product_id in range(1, n_products + 1)
-        for warehouse in WAREHOUSES
-    ]
+    # Each product gets a stock profile, so mart_inventory_health has every status to show.
+    inventory_levels = []
+    for product_id in range(1, n_products + 1):
+        low, high = rng.choices(STOCK_PROFILES, weights=STOCK_PROFILE_WEIGHTS)[0]
+        for warehouse in WAREHOUSES:
+            inventory_levels.append(
+                (product_id, warehouse, rng.randint(low, high), _timestamp(rng, events_start, window_seconds))
+            )
 
     event_times = sorted(_timestamp(rng, events_start, window_seconds) for _ in range(EVENTS_PER_SIZE * size))
     app_events = [
