@@ -1,6 +1,10 @@
 {{/* Pieces shared by every pod that runs the project image. */}}
 
-{{/* Pod-level fields: service account, pull secrets, security context. */}}
+{{/*
+Pod-level fields: service account, pull secrets, security context. The token stays mounted:
+every dagster process that loads the instance (`dagster instance migrate` included) builds the
+K8sRunLauncher, which loads the in-cluster config.
+*/}}
 {{- define "dagster-dbt-k8s.projectPodSpec" -}}
 serviceAccountName: {{ include "dagster-dbt-k8s.serviceAccountName" . }}
 {{- with .Values.imagePullSecrets }}
