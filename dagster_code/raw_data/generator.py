@@ -82,10 +82,15 @@ TABLE_DDL: dict[str, str] = {
     """,
 }
 
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    name: tuple(line.split()[0] for line in ddl.strip().splitlines() if not line.strip().startswith("primary key"))
-    for name, ddl in TABLE_DDL.items()
-}
+
+
+def _column_names(ddl: str) -> tuple[str, ...]:
+    """Column names of a TABLE_DDL entry, in order (table constraints skipped)."""
+    lines = (line.strip() for line in ddl.strip().splitlines())
+    return tuple(line.split()[0] for line in lines if not line.startswith("primary key"))
+
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {name: _column_names(ddl) for name, ddl in TABLE_DDL.items()}
 
 Row = tuple[Any, ...]
 
@@ -253,9 +258,10 @@ def load(conninfo: str, data: RawData) -> None:
 def apply_source_changes(conninfo: str) -> SourceChanges:
     """Change one customer's email, one order's status and one inventory quantity, for snapshots.
 
-    The changed rows are the lowest keys (the order: the lowest non-returned one); each gets `updated_at` one day after the latest
-    `updated_at` in its table, so a timestamp-strategy snapshot closes the old version and opens a
-    new one. Applying it again changes the same rows again (new values derive from the current
+    The changed rows are the lowest keys (for the order, the lowest non-returned one, so revenue
+    totals stay as `summarize` computed them). All get `updated_at` one day after the latest
+    `updated_at` of the three tables, so a timestamp-strategy snapshot closes the old version and
+    opens a new one. Applying it again changes the same rows again (new values derive from the current
     ones), so every call yields exactly one new version per changed row.
     """
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
@@ -278,8 +284,6 @@ def apply_source_changes(conninfo: str) -> SourceChanges:
             (new_email, changed_at, customer_id),
         )
 
-        # A non-returned order moving to another non-returned status: revenue totals stay as
-        # `summarize` computed them.
         cur.execute(
             f"select order_id, status from {RAW_SCHEMA}.orders where status <> 'returned' "
             "order by order_id limit 1"
