@@ -22,13 +22,21 @@ def run_dbt(
     The error names the dbt command, so a failed promotion says which operation failed.
     """
     invocation = dbt.cli(args, manifest=dbt_project().manifest_path, raise_on_error=False)
+    errors = []
     for event in invocation.stream_raw_events():
-        message = event.raw_event.get("info", {}).get("msg")
-        if message:
+        info = event.raw_event.get("info", {})
+        message = info.get("msg")
+        if not message:
+            continue
+        if info.get("level") == "error":
+            errors.append(message)
+            context.log.error(message)
+        else:
             context.log.info(message)
     invocation.wait()
     if not invocation.is_successful():
         raise dg.Failure(
-            description=f"`dbt {' '.join(args)}` failed",
-            metadata={"dbt_error": str(invocation.get_error())},
+            description=f"`dbt {args[0]} {args[1] if len(args) > 1 else ''}` failed: "
+            + ("\n".join(errors) or str(invocation.get_error())),
+            metadata={"dbt_command": " ".join(args)},
         )

@@ -29,7 +29,7 @@ def dbt_project() -> DbtProject:
     project = DbtProject(
         project_dir=dbt_project_dir(),
         profiles_dir=dbt_project_dir(),
-        target=os.environ.get("DBT_TARGET", "postgres"),
+        target=dbt_target(),
     )
     project.prepare_if_dev()
     return project
@@ -40,11 +40,16 @@ def dbt_manifest() -> Mapping:
     return json.loads(dbt_project().manifest_path.read_text())
 
 
+def dbt_target() -> str:
+    return os.environ.get("DBT_TARGET", "postgres")
+
+
+# Template variables for the `project:` attribute of the DbtProjectComponents in defs/.
 @dg.template_var
-def dbt_project_args() -> dict[str, str]:
-    """The `project:` attribute of every DbtProjectComponent in defs/ (one place for it)."""
-    return {
-        "project_dir": str(dbt_project_dir()),
-        "profiles_dir": str(dbt_project_dir()),
-        "target": os.environ.get("DBT_TARGET", "postgres"),
-    }
+def project_dir() -> str:
+    return str(dbt_project_dir())
+
+
+@dg.template_var
+def target() -> str:
+    return dbt_target()

@@ -81,6 +81,8 @@ def apply_project_conventions(
     if props is None or unique_id.startswith("source."):
         return spec
     spec = spec.replace_attributes(
+        # A model's key is its name: the schema it builds in (blue) is not where it is read.
+        key=dg.AssetKey([props["name"]]),
         group_name=group_for(props),
         code_version=macro_aware_code_version(manifest, unique_id),
     )

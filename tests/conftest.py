@@ -50,10 +50,15 @@ def warehouse_env(pg: PostgresServer, database: str) -> dict[str, str]:
     }
 
 
+# One database name for every test's warehouse (recreated empty per test): dbt hashes the
+# rendered profile, and a changed database name would make every dbt call re-parse.
+WAREHOUSE_DATABASE = "warehouse"
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest(pg: PostgresServer) -> Path:
     """Parses the dbt project once, as the image build does; definitions load from it."""
-    env = {**os.environ, **warehouse_env(pg, "postgres")}
+    env = {**os.environ, **warehouse_env(pg, WAREHOUSE_DATABASE)}
     subprocess.run(
         ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env,
@@ -64,11 +69,10 @@ def dbt_manifest(pg: PostgresServer) -> Path:
 
 
 @pytest.fixture
-def warehouse(pg: PostgresServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def warehouse(pg: PostgresServer, dbt_manifest: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh, empty warehouse database; dbt and the raw-data assets point at it."""
-    database = _database_name("wh", request)
-    conninfo = pg.create_database(database)
-    for key, value in warehouse_env(pg, database).items():
+    conninfo = pg.create_database(WAREHOUSE_DATABASE)
+    for key, value in warehouse_env(pg, WAREHOUSE_DATABASE).items():
         monkeypatch.setenv(key, value)
     return conninfo
 

@@ -59,22 +59,25 @@ class PostgresServer:
             conn.execute(f'create database "{name}"')
         return self.conninfo(name)
 
-    def stop(self) -> None:
+    def ensure_database(self, name: str) -> str:
+        """Creates the database unless it exists (keeps its data); returns its conninfo."""
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'create database "{name}"')
+        return self.conninfo(name)
+
+    def stop(self, remove_data: bool = True) -> None:
         subprocess.run(
             _as_server_user([str(BIN_DIR / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast"]),
             check=False,
             capture_output=True,
         )
-        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        if remove_data:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
-def start_postgres_server(port: int | None = None) -> PostgresServer:
-    if not (BIN_DIR / "pg_ctl").exists():
-        raise RuntimeError(
-            f"PostgreSQL {POSTGRES_MAJOR} server binaries not found in {BIN_DIR}; run `make setup`."
-        )
-    root = Path(tempfile.mkdtemp(prefix="dagster-dbt-pg-"))
-    data_dir = root / "data"
+def _init_data_dir(root: Path, data_dir: Path) -> None:
     pwfile = root / "pwfile"
     pwfile.write_text(PASSWORD)
     if os.geteuid() == 0:
@@ -96,6 +99,20 @@ def start_postgres_server(port: int | None = None) -> PostgresServer:
         check=True,
         capture_output=True,
     )
+
+
+def start_postgres_server(root: Path | None = None, port: int | None = None) -> PostgresServer:
+    """Starts a server in `root` (a new temporary directory by default), initialising it
+    on first use; a server whose `root` already holds data keeps that data."""
+    if not (BIN_DIR / "pg_ctl").exists():
+        raise RuntimeError(
+            f"PostgreSQL {POSTGRES_MAJOR} server binaries not found in {BIN_DIR}; run `make setup`."
+        )
+    root = root or Path(tempfile.mkdtemp(prefix="dagster-dbt-pg-"))
+    root.mkdir(parents=True, exist_ok=True)
+    data_dir = root / "data"
+    if not (data_dir / "PG_VERSION").exists():
+        _init_data_dir(root, data_dir)
     server = PostgresServer(data_dir=data_dir, port=port or _free_port())
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={root} "

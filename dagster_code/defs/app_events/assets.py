@@ -9,7 +9,6 @@ same unit as `batch_size` and the same start as `begin`. The guide only warns ab
 here the definitions refuse to load when they disagree.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping

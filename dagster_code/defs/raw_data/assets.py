@@ -1,6 +1,5 @@
 """The raw tables the dbt sources read, generated deterministically (seed, size)."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -26,5 +25,5 @@ def raw_tables(context: dg.AssetExecutionContext, config: RawDataConfig):
     for table in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=["raw", table],
-            metadata={"seed": config.seed, "size": config.size, "rows": summary["rows"][table]},
+            metadata={"seed": config.seed, "size": config.size, "rows": summary["row_counts"][table]},
         )

@@ -14,7 +14,6 @@ own nodes, so it promotes a partial release. Here the two hooks are Dagster asse
   finds its id there and does nothing, so each release is promoted exactly once.
 """
 
-from __future__ import annotations
 
 import json
 

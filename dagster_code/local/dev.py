@@ -1,0 +1,87 @@
+"""`make dev`: the Dagster UI and daemon on this machine, on an embedded PostgreSQL.
+
+The PostgreSQL data lives in the project's cache directory and survives restarts. It holds
+two databases, as in the chart: `dagster` (Dagster's storage) and `warehouse` (what dbt
+builds). The instance config is rendered from the chart's values (pools, retries, run
+monitoring), so local runs behave like the deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from dagster_code import raw_data
+from dagster_code.local.instance import apply_pool_limits, instance_config, pool_limits, write_dagster_home
+from dagster_code.local.postgres_server import start_postgres_server
+from dagster_code.project import dbt_project_dir
+
+CACHE_DIR = Path(
+    os.environ.get("DAGSTER_DBT_K8S_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dagster-dbt-k8s"
+)
+DEV_ROOT = CACHE_DIR / "dev"
+POSTGRES_PORT = int(os.environ.get("DEV_POSTGRES_PORT", "55433"))
+WEBSERVER_PORT = int(os.environ.get("DEV_WEBSERVER_PORT", "3000"))
+
+
+def _raw_data_loaded(conninfo: str) -> bool:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute("select to_regclass('raw.orders') is not null").fetchone()[0]
+
+
+def main() -> int:
+    print(f"Starting PostgreSQL on 127.0.0.1:{POSTGRES_PORT} (data in {DEV_ROOT / 'postgres'})", flush=True)
+    server = start_postgres_server(root=DEV_ROOT / "postgres", port=POSTGRES_PORT)
+    try:
+        server.ensure_database("dagster")
+        warehouse = server.ensure_database("warehouse")
+        env = {
+            **os.environ,
+            "DBT_TARGET": "postgres",
+            "DBT_PG_HOST": server.host,
+            "DBT_PG_PORT": str(server.port),
+            "DBT_PG_USER": server.user,
+            "DBT_PG_PASSWORD": server.password,
+            "DBT_PG_DATABASE": "warehouse",
+            "DAGSTER_HOME": str(DEV_ROOT / "dagster_home"),
+            "DO_NOT_TRACK": "1",
+        }
+        storage = {
+            "hostname": server.host,
+            "port": server.port,
+            "username": server.user,
+            "password": server.password,
+            "db_name": "dagster",
+        }
+        write_dagster_home(DEV_ROOT / "dagster_home", instance_config(storage))
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        with dg.DagsterInstance.get() as instance:
+            apply_pool_limits(instance, pool_limits())
+        if not _raw_data_loaded(warehouse):
+            print("Loading generated raw data (seed 42, size 1) into the warehouse", flush=True)
+            raw_data.load(warehouse, raw_data.generate(seed=42, size=1))
+        print(f"Dagster UI: http://127.0.0.1:{WEBSERVER_PORT}", flush=True)
+        return subprocess.call(
+            [
+                "dagster", "dev",
+                "-m", "dagster_code.definitions",
+                "-h", "127.0.0.1",
+                "-p", str(WEBSERVER_PORT),
+            ],
+            env=env,
+            cwd=dbt_project_dir().parent,
+        )
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop(remove_data=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Blue/green releases on a real PostgreSQL: a clean release promotes every mart at once; a
+failing test leaves green exactly as it was."""
+
+from decimal import Decimal
+
+import psycopg
+
+from dagster_code import raw_data
+from tests.support import (
+    BLUE,
+    GREEN,
+    MARTS,
+    green_release_ids,
+    load_raw,
+    materialized_keys,
+    query,
+    release_log,
+    run_job,
+    schema_contents,
+    table_exists,
+)
+
+
+def test_release_builds_every_model_and_matches_generated_totals(defs, warehouse, instance):
+    data = load_raw(warehouse)
+    summary = raw_data.summarize(data)
+
+    result = run_job(defs, "release_job", instance)
+
+    assert result.success
+    job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
+    assert materialized_keys(result) == job_keys
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    assert len(result.get_asset_check_evaluations()) > 0
+    counts = summary["row_counts"]
+    assert query(warehouse, f"select count(*) from {GREEN}.fct_orders")[0][0] == counts["orders"]
+    assert query(warehouse, f"select count(*) from {GREEN}.dim_customers")[0][0] == counts["customers"]
+    assert query(warehouse, f"select count(*) from {GREEN}.dim_products")[0][0] == counts["products"]
+    for table, column in (("fct_orders", "revenue"), ("dim_customers", "lifetime_revenue"), ("dim_products", "revenue")):
+        total = query(warehouse, f"select sum({column}) from {GREEN}.{table}")[0][0]
+        assert Decimal(total) == summary["total_revenue"], table
+    returned = query(warehouse, f"select count(*) from {GREEN}.fct_orders where order_status = 'returned'")
+    assert returned[0][0] == summary["orders_per_status"]["returned"]
+
+
+def test_clean_release_promotes_all_marts_in_one_release(defs, warehouse, instance):
+    load_raw(warehouse)
+
+    first = run_job(defs, "release_job", instance)
+    second = run_job(defs, "release_job", instance)
+
+    assert first.success and second.success
+    assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
+    assert [release for release, _ in release_log(warehouse)] == [first.run_id, second.run_id]
+    assert release_log(warehouse)[-1][1] == sorted(MARTS)
+    # Swapping keeps the previous release in blue until the next release clones over it.
+    assert {
+        mart: ids for mart, ids in _release_ids(warehouse, BLUE).items()
+    } == {mart: {first.run_id} for mart in MARTS}
+
+
+def _release_ids(conninfo, schema):
+    return {
+        mart: {row[0] for row in query(conninfo, f"select distinct release_id from {schema}.{mart}")}
+        for mart in MARTS
+    }
+
+
+def test_failing_test_leaves_green_identical_and_blue_unpromoted(defs, warehouse, instance):
+    load_raw(warehouse)
+    published = run_job(defs, "release_job", instance)
+    assert published.success
+    green_before = schema_contents(warehouse, GREEN)
+    # A negative quantity: every model builds (nothing upstream tests quantities), then the
+    # mart test on fct_orders' revenue (severity error) fails.
+    with psycopg.connect(warehouse) as conn:
+        conn.execute(
+            "update raw.orders set quantity = -quantity where order_id = "
+            "(select min(order_id) from raw.orders where status <> 'returned')"
+        )
+        conn.execute("update raw.products set price = price + 1")
+
+    failed = run_job(defs, "release_job", instance)
+
+    assert not failed.success
+    failed_checks = {c.asset_key.to_user_string() for c in failed.get_asset_check_evaluations() if not c.passed}
+    assert "fct_orders" in failed_checks
+    promoted = [e for e in failed.get_asset_materialization_events() if e.asset_key.path == ["release", "green_promoted"]]
+    assert promoted == []
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert green_release_ids(warehouse) == {mart: {published.run_id} for mart in MARTS}
+    assert [release for release, _ in release_log(warehouse)] == [published.run_id]
+    # Blue keeps the unpromoted build of the failed release for inspection.
+    assert _release_ids(warehouse, BLUE)["fct_orders"] == {failed.run_id}
+    assert table_exists(warehouse, BLUE, "fct_orders")
+
+
+def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse, instance):
+    load_raw(warehouse)
+    result = run_job(defs, "release_job", instance)
+    assert result.success
+    green_before = schema_contents(warehouse, GREEN)
+
+    # A run worker that died after the promotion committed but before Dagster recorded it:
+    # the retry runs the promotion again under the same release id.
+    replay = run_job(
+        defs,
+        "release_job",
+        instance,
+        tags={"dagster/root_run_id": result.run_id},
+    )
+
+    assert replay.success
+    assert [release for release, _ in release_log(warehouse)] == [result.run_id]
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
