@@ -230,9 +230,9 @@ build_node() {
   fi
   echo "${KUBERNETES_VERSION}" >"${manifests}/version"
 
-  cid="$(docker run -d --privileged --entrypoint sleep "$(base_image)" infinity)"
+  cid="$(docker run -d --privileged --name "node-image-build-$$" --entrypoint sleep "$(base_image)" infinity)"
   # shellcheck disable=SC2064
-  trap "docker rm -f ${cid} >/dev/null 2>&1 || true" RETURN
+  trap "docker rm -f ${cid} >/dev/null 2>&1 || true" EXIT
   for binary in kubeadm kubelet kubectl; do
     docker cp "${K8S_BIN}/${binary}" "${cid}:/usr/bin/${binary}"
   done
@@ -264,6 +264,8 @@ build_node() {
   docker commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
     --change "${LABEL_CHANGE}" "${cid}" "${tag}" >/dev/null
+  docker rm -f "${cid}" >/dev/null
+  trap - EXIT
   echo "${tag}" >"${IMAGE_BUILD_DIR}/node-image"
   log "built ${tag}"
 }

@@ -9,9 +9,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 remove_images() {
   docker info >/dev/null 2>&1 || return 0
-  local images
-  images="$(docker images -q --filter label=dagster-dbt-k8s.cache=true | sort -u)"
-  [[ -z "${images}" ]] || docker rmi -f ${images} >/dev/null
+  # By tag: a tag of an image with children is only untagged, and its layers go with the children.
+  local tags
+  tags="$(docker images --filter label=dagster-dbt-k8s.cache=true --format '{{.Repository}}:{{.Tag}}' |
+    grep -v '<none>' || true)"
+  [[ -z "${tags}" ]] || docker rmi ${tags} >/dev/null
 }
 
 remove_files() {
