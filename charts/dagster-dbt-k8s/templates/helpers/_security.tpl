@@ -33,6 +33,8 @@ runAsNonRoot: true
 runAsUser: {{ .Values.postgresql.runAsUser }}
 runAsGroup: {{ .Values.postgresql.runAsGroup }}
 fsGroup: {{ .Values.postgresql.runAsGroup }}
+# Skips the recursive chown of the data volume on restarts when its root already matches.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
