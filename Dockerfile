@@ -54,10 +54,6 @@ RUN set -eu; \
 
 # ---- the image ----
 FROM ${BASE_IMAGE}
-ARG DBT_PROJECT_DIR=dbt_project
-ARG DAGSTER_CODE_DIR=dagster_code
-ARG DAGSTER_MODULE=dagster_code.definitions
-ARG DBT_PARSE_TARGET=""
 LABEL org.opencontainers.image.title="dagster-dbt-k8s" \
       org.opencontainers.image.description="Dagster code location, run worker, webserver and daemon for a dbt project"
 
@@ -81,6 +77,11 @@ ENV PATH=/opt/venv/bin:${PATH} \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     DBT_VERSION_CHECK=false
 
+# Declared only here: a change of these rebuilds the layers below, not the user or the venv.
+ARG DBT_PROJECT_DIR=dbt_project
+ARG DAGSTER_CODE_DIR=dagster_code
+ARG DAGSTER_MODULE=dagster_code.definitions
+ARG DBT_PARSE_TARGET=""
 WORKDIR /opt/project
 COPY pyproject.toml /opt/project/
 COPY ${DAGSTER_CODE_DIR} /opt/project/${DAGSTER_CODE_DIR}

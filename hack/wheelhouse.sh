@@ -43,7 +43,7 @@ download() {
   mkdir -p "${tmp}"
   command -v uv >/dev/null || die "uv not found; run 'make setup' (it installs uv ${UV_VERSION})"
   python3 -m pip --version >/dev/null 2>&1 || die "python3 -m pip not found; install pip for python3"
-  (cd "${REPO_ROOT}" && uv export --frozen --no-dev --no-emit-project --format requirements.txt \
+  (cd "${REPO_ROOT}" && uv export --frozen --no-dev --no-emit-project --no-header --format requirements.txt \
     --quiet -o "${tmp}/requirements.txt")
   # --require-hashes: every wheel must match the hash recorded in uv.lock.
   pip_download --require-hashes -r "${tmp}/requirements.txt" -d "${tmp}" \
