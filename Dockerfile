@@ -13,14 +13,18 @@
 #   DAGSTER_MODULE    the module the code server loads (default dagster_code.definitions).
 #   DBT_PARSE_TARGET  the dbt target the manifest is parsed for (default: the profile's default).
 #                     adapter.dispatch resolves at parse time, so parse for the target you run.
+#   DBT_PARSE_ENV     NAME=placeholder pairs (space-separated) that profiles.yml needs to render at
+#                     `dbt parse`; the default covers this project's profiles.yml. Placeholders only:
+#                     build arguments are visible in `docker history`.
 #
 # Bring your own dbt project: put it and a definitions package in the build context, then
 #   docker build --build-arg DBT_PROJECT_DIR=analytics --build-arg DAGSTER_CODE_DIR=my_defs \
 #     --build-arg DAGSTER_MODULE=my_defs.definitions -t my-dagster-dbt:1.0 .
 # Both keep their relative layout under /opt/project, so paths computed from __file__ still hold.
-# `dbt parse` runs at build time without any secret: profiles.yml must render with the placeholder
-# values set on the parse line below, or with env_var() defaults. dbt packages from the hub cannot
-# be fetched offline: run `dbt deps` before building so dbt_packages/ is in the context.
+# `dbt parse` runs at build time without any secret: profiles.yml must render with DBT_PARSE_ENV
+# (e.g. --build-arg DBT_PARSE_ENV="MY_HOST=x MY_PASSWORD=x") or with env_var() defaults.
+# dbt packages from the hub cannot be fetched offline: run `dbt deps` before building, so that
+# dbt_packages/ is in the context.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -82,6 +86,12 @@ ARG DBT_PROJECT_DIR=dbt_project
 ARG DAGSTER_CODE_DIR=dagster_code
 ARG DAGSTER_MODULE=dagster_code.definitions
 ARG DBT_PARSE_TARGET=""
+# Placeholders for the variables our profiles.yml reads (both targets); never real credentials.
+ARG DBT_PARSE_ENV="DBT_PG_HOST=parse-placeholder DBT_PG_USER=parse-placeholder \
+DBT_PG_PASSWORD=parse-placeholder DBT_PG_DATABASE=parse-placeholder \
+SNOWFLAKE_ACCOUNT=parse-placeholder SNOWFLAKE_USER=parse-placeholder \
+SNOWFLAKE_ROLE=parse-placeholder SNOWFLAKE_WAREHOUSE=parse-placeholder \
+SNOWFLAKE_DATABASE=parse-placeholder SNOWFLAKE_PASSWORD=parse-placeholder"
 WORKDIR /opt/project
 COPY pyproject.toml /opt/project/
 COPY ${DAGSTER_CODE_DIR} /opt/project/${DAGSTER_CODE_DIR}
@@ -90,19 +100,14 @@ ENV DBT_PROJECT_DIR=/opt/project/${DBT_PROJECT_DIR} \
     DBT_PROFILES_DIR=/opt/project/${DBT_PROJECT_DIR} \
     DAGSTER_MODULE=${DAGSTER_MODULE}
 
-# The manifest is built here so no pod parses at start. The values on the parse line are
-# placeholders for profiles.yml to render; `dbt parse` opens no connection, and none stays in the
-# image. dbt writes target/ and logs/ at run time, so those belong to the runtime user.
+# The manifest is built here so no pod parses at start. DBT_PARSE_ENV is set for the parse command
+# only, for profiles.yml to render; `dbt parse` opens no connection, and none stays in the image. dbt writes target/ and logs/ at run time, so those belong to the runtime user.
 RUN set -eu; \
     cd "${DBT_PROJECT_DIR}"; \
     if [ -f packages.yml ] || [ -f dependencies.yml ]; then \
       [ -d dbt_packages ] || dbt deps --project-dir . --profiles-dir .; \
     fi; \
-    DBT_PG_HOST=parse-placeholder DBT_PG_USER=parse-placeholder DBT_PG_PASSWORD=parse-placeholder \
-    DBT_PG_DATABASE=parse-placeholder SNOWFLAKE_ACCOUNT=parse-placeholder \
-    SNOWFLAKE_USER=parse-placeholder SNOWFLAKE_ROLE=parse-placeholder \
-    SNOWFLAKE_WAREHOUSE=parse-placeholder SNOWFLAKE_DATABASE=parse-placeholder \
-    SNOWFLAKE_PASSWORD=parse-placeholder \
+    env ${DBT_PARSE_ENV} \
       dbt parse --project-dir . --profiles-dir . ${DBT_PARSE_TARGET:+--target "${DBT_PARSE_TARGET}"} --quiet; \
     test -s target/manifest.json; \
     rm -rf logs; \
