@@ -48,6 +48,24 @@ def test_every_pod_is_restricted(render, values_file):
         assert_restricted(where, spec)
 
 
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_chart_pods_have_a_read_only_root_and_a_writable_tmp(render, values_file):
+    for where, spec in render(values_file).pod_specs():
+        tmp_volumes = {v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v}
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            at = f"{where}/{container['name']}"
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, at
+            tmp = [m for m in container.get("volumeMounts") or [] if m["mountPath"] == "/tmp"]
+            assert tmp and tmp[0]["name"] in tmp_volumes, f"{at}: no emptyDir on /tmp"
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_run_pods_read_only_root_follows_its_own_value(render, read_only):
+    launcher = render(set_values={"runLauncher.readOnlyRootFilesystem": str(read_only).lower()}).instance_config()["run_launcher"]["config"]
+    container = run_worker_job(launcher)["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is read_only
+
+
 def test_postgresql_is_restricted_with_a_read_only_root(render):
     spec = render().one("StatefulSet", "-postgresql")["spec"]["template"]["spec"]
     assert_restricted("StatefulSet/postgresql", spec)

@@ -66,7 +66,7 @@ run_launcher:
     run_k8s_config:
       container_config:
         securityContext:
-          {{- include "dagster-dbt-k8s.containerSecurityContext" . | nindent 10 }}
+          {{- include "dagster-dbt-k8s.runContainerSecurityContext" . | nindent 10 }}
         env:
           {{- include "dagster-dbt-k8s.secretEnv" . | nindent 10 }}
       pod_spec_config:

@@ -13,13 +13,24 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* Container security context of containers running the project image. */}}
+{{/* Container security context of the chart's containers running the project image. */}}
 {{- define "dagster-dbt-k8s.containerSecurityContext" -}}
+{{- include "dagster-dbt-k8s.projectContainerSecurityContext" (list . .Values.securityContext.readOnlyRootFilesystem) }}
+{{- end }}
+
+{{/* Container security context of run pods (created by the K8sRunLauncher). */}}
+{{- define "dagster-dbt-k8s.runContainerSecurityContext" -}}
+{{- include "dagster-dbt-k8s.projectContainerSecurityContext" (list . .Values.runLauncher.readOnlyRootFilesystem) }}
+{{- end }}
+
+{{/* Call with list $ <readOnlyRootFilesystem>. */}}
+{{- define "dagster-dbt-k8s.projectContainerSecurityContext" -}}
+{{- $root := index . 0 -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
+runAsUser: {{ $root.Values.securityContext.runAsUser }}
+runAsGroup: {{ $root.Values.securityContext.runAsGroup }}
 allowPrivilegeEscalation: false
-readOnlyRootFilesystem: {{ .Values.securityContext.readOnlyRootFilesystem }}
+readOnlyRootFilesystem: {{ index . 1 }}
 capabilities:
   drop:
     - ALL
