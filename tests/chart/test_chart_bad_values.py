@@ -90,6 +90,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"warehouse": {"target": "snowflake", "snowflake": {"existingSecret": "sf"}}},
         "warehouse.snowflake.account is required when warehouse.target is snowflake",
     ),
+    (
+        "existing-service-account-without-name",
+        {"serviceAccount": {"create": False}},
+        "serviceAccount.name is required when serviceAccount.create is false",
+    ),
 ]
 
 
@@ -110,6 +115,7 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
         "retries-off-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": False, "maxRetries": 0}}},
         "string-for-a-number": {"dagsterDaemon": {"runMonitoring": {"pollIntervalSeconds": 30}}},
         "external-postgresql": {"postgresql": {"enabled": False}, "externalPostgresql": {"host": "db", "existingSecret": "db"}},
+        "existing-service-account": {"serviceAccount": {"create": False, "name": "dagster-runs"}},
     }
     for name, values in fixes.items():
         values_file = tmp_path / f"{name}.yaml"

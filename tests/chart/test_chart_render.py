@@ -208,3 +208,14 @@ def test_kubernetes_model_check_catches_a_misspelt_nested_field(render):
     deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRot"] = True
     with pytest.raises(Exception, match="runAsNonRot|run_as_non_rot"):
         _as_kubernetes_model(deployment)
+
+
+def test_existing_service_account_is_used_everywhere(render):
+    rendered = render(set_values={"serviceAccount.create": "false", "serviceAccount.name": "dagster-runs"})
+    for kind in ("ServiceAccount", "Role", "RoleBinding"):
+        assert not rendered.of_kind(kind), kind
+    assert rendered.instance_config()["run_launcher"]["config"]["service_account_name"] == "dagster-runs"
+    for where, spec in rendered.pod_specs():
+        if "postgresql" in where or where.startswith("Pod/"):
+            continue
+        assert spec["serviceAccountName"] == "dagster-runs", where

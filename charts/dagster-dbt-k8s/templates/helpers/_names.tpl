@@ -25,7 +25,11 @@
 {{- end }}
 
 {{- define "dagster-dbt-k8s.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
 {{- default (include "dagster-dbt-k8s.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false: name an existing ServiceAccount allowed to manage Jobs and Pods" .Values.serviceAccount.name }}
+{{- end }}
 {{- end }}
 
 {{- define "dagster-dbt-k8s.instanceConfigMapName" -}}
