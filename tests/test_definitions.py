@@ -1,0 +1,136 @@
+"""The code location's definitions: groups, jobs, pools and the settings it shares with the
+chart; and clear errors for missing settings."""
+
+import os
+import subprocess
+
+import dagster as dg
+import pytest
+
+from dagster_code.local.instance import chart_values, pool_limits
+from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags
+from dagster_code.translator import group_for
+from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
+from tests.conftest import DBT_PROJECT_DIR
+from tests.support import load_raw, run_job
+
+ASSET_JOBS = (
+    "release_job",
+    "raw_data_job",
+    "sales_snapshots_job",
+    "inventory_snapshots_job",
+    "app_events_incremental_job",
+    "app_events_microbatch_job",
+)
+
+
+def _asset_specs(defs: dg.Definitions) -> dict[str, dg.AssetSpec]:
+    graph = defs.resolve_asset_graph()
+    return {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+
+
+def test_dbt_assets_are_grouped_by_folder(defs):
+    groups = {name: node.group_name for name, node in _asset_specs(defs).items()}
+    assert groups["stg_shop__orders"] == "staging"
+    assert groups["int_orders_enriched"] == "intermediate"
+    assert groups["fct_orders"] == "marts"
+    assert groups["fct_app_events_microbatch"] == "app_events"
+    assert groups["snap_customers"] == "sales_snapshots"
+    assert groups["snap_inventory_levels"] == "inventory_snapshots"
+
+
+@pytest.mark.parametrize(
+    "props, group",
+    [
+        ({"original_file_path": "models/other/x.sql", "tags": ["marketing", "finance"]}, "finance"),
+        ({"original_file_path": "models/other/x.sql", "tags": ["marketing"]}, "marketing"),
+        ({"original_file_path": "models/other/x.sql", "config": {"meta": {"dagster_group": "ops"}}}, "ops"),
+        ({"original_file_path": "models/other/x.sql"}, "dbt_models"),
+    ],
+    ids=["tag-order", "tag", "meta", "default"],
+)
+def test_group_falls_back_from_folder_to_tag_to_meta_to_default(props, group):
+    assert group_for(props) == group
+
+
+def test_every_asset_job_carries_the_retry_tags(defs):
+    for name in ASSET_JOBS:
+        tags = defs.resolve_job_def(name).tags
+        assert tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE", name
+        assert tags["dagster/retry_on_asset_or_op_failure"] == "false", name
+        assert tags["dagster/max_retries"] == str(DEFAULT_MAX_RETRIES), name
+
+
+def test_retry_defaults_equal_the_chart_defaults():
+    retries = chart_values()["dagsterDaemon"]["runRetries"]
+    assert retries["strategy"] == DEFAULT_RETRY_STRATEGY
+    assert retries["maxRetries"] == DEFAULT_MAX_RETRIES
+
+
+def test_unknown_retry_strategy_is_refused_with_the_variable_name(monkeypatch):
+    monkeypatch.setenv("DAGSTER_RUN_RETRY_STRATEGY", "FROM_SCRATCH")
+    with pytest.raises(ValueError, match="DAGSTER_RUN_RETRY_STRATEGY is 'FROM_SCRATCH'"):
+        retry_tags()
+
+
+def test_snapshot_pools_are_declared_in_the_chart_with_limit_one(defs):
+    pools = {
+        node.key.to_user_string(): node.pools
+        for node in defs.resolve_asset_graph().asset_nodes
+        if node.key.to_user_string().startswith("snap_")
+    }
+    assert pools == {
+        "snap_customers": {"sales-snapshots"},
+        "snap_orders": {"sales-snapshots"},
+        "snap_products": {"inventory-snapshots"},
+        "snap_inventory_levels": {"inventory-snapshots"},
+    }
+    limits = pool_limits()
+    assert limits["sales-snapshots"] == 1
+    assert limits["inventory-snapshots"] == 1
+
+
+def test_hourly_tests_job_runs_only_tagged_tests_against_green(defs, warehouse, instance):
+    load_raw(warehouse)
+    assert run_job(defs, "release_job", instance).success
+
+    result = run_job(defs, "hourly_tests_job", instance)
+
+    assert result.success
+    messages = [
+        event.message
+        for event in instance.all_logs(result.run_id)
+        if event.message and "tag:hourly_tests" in event.message
+    ]
+    assert messages, "the op did not run dbt with tag:hourly_tests"
+    schedule = defs.resolve_schedule_def("hourly_tests_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 * * * *", "UTC")
+
+
+def test_missing_warehouse_variable_is_named(monkeypatch):
+    monkeypatch.delenv("DBT_PG_HOST", raising=False)
+    monkeypatch.setenv("DBT_TARGET", "postgres")
+    with pytest.raises(MissingWarehouseSetting, match="DBT_PG_HOST"):
+        postgres_conninfo()
+
+
+@pytest.mark.parametrize(
+    "target, missing",
+    [("postgres", "DBT_PG_HOST"), ("snowflake", "SNOWFLAKE_ACCOUNT")],
+)
+def test_dbt_names_the_missing_variable_of_the_chosen_target(target, missing):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DBT_PG_", "SNOWFLAKE_"))
+    }
+    env["DBT_TARGET"] = target
+    result = subprocess.run(
+        ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", "target/missing-env"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert f"Env var required but not provided: '{missing}'" in result.stdout + result.stderr
