@@ -219,3 +219,13 @@ def test_existing_service_account_is_used_everywhere(render):
         if "postgresql" in where or where.startswith("Pod/"):
             continue
         assert spec["serviceAccountName"] == "dagster-runs", where
+
+
+def test_code_location_health_is_dagsters_grpc_health_check(render):
+    container = render().one("Deployment", "-code-location")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:8] == ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "3030", "-m"]
+    assert container["readinessProbe"]["exec"]["command"] == ["dagster", "api", "grpc-health-check", "-p", "3030"]
+    # What the CLI asks: grpc.health.v1 Check for the service "DagsterApi".
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 3030, "service": "DagsterApi"}, probe
+    assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 180
