@@ -101,7 +101,8 @@ ENV DBT_PROJECT_DIR=/opt/project/${DBT_PROJECT_DIR} \
     DAGSTER_MODULE=${DAGSTER_MODULE}
 
 # The manifest is built here so no pod parses at start. DBT_PARSE_ENV is set for the parse command
-# only, for profiles.yml to render; `dbt parse` opens no connection, and none stays in the image. dbt writes target/ and logs/ at run time, so those belong to the runtime user.
+# only, for profiles.yml to render; `dbt parse` opens no connection, and none stays in the image.
+# dbt writes target/ and logs/ at run time, so those belong to the runtime user.
 RUN set -eu; \
     cd "${DBT_PROJECT_DIR}"; \
     if [ -f packages.yml ] || [ -f dependencies.yml ]; then \
