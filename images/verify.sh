@@ -87,15 +87,16 @@ timed() {
 }
 
 check_postgres_image() {
-  local out took
+  local out took databases
   out="$(docker run --rm --pull never --network none "${POSTGRES_IMAGE}" 2>&1 || true)"
   grep -q POSTGRES_PASSWORD <<<"${out}" || die "a missing POSTGRES_PASSWORD is not named: ${out}"
 
   docker network create "${NETWORK}" >/dev/null
   docker volume create "${VOLUME}" >/dev/null
   start_postgres
-  [[ "$(psql_as "${PG_PASSWORD}" -d postgres -c "select string_agg(datname, ' ' order by datname) from pg_database where datname in ('dagster', 'warehouse')")" == "dagster warehouse" ]] \
-    || die "the databases dagster and warehouse were not created"
+  databases="$(psql_as "${PG_PASSWORD}" -d postgres \
+    -c "select string_agg(datname, ' ' order by datname) from pg_database where datname in ('dagster', 'warehouse')")"
+  [[ "${databases}" == "dagster warehouse" ]] || die "the databases dagster and warehouse were not created"
   psql_as "${PG_PASSWORD}" -d warehouse -c 'create table verify_kept as select 42 as answer' >/dev/null
   if psql_as wrong-password -d warehouse -c 'select 1' >/dev/null 2>&1; then
     die "a wrong password was accepted"
