@@ -229,3 +229,13 @@ def test_code_location_health_is_dagsters_grpc_health_check(render):
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": 3030, "service": "DagsterApi"}, probe
     assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 180
+
+
+def test_changing_a_pool_limit_restarts_nothing(render):
+    """Pool limits live in the database (set by the pools hook), not in dagster.yaml: a helm
+    upgrade that lowers one leaves every Deployment's pod template unchanged."""
+    before = render()
+    after = render(set_values={"concurrency.pools.limits.dbt-snapshots": "0"})
+    for suffix in DAGSTER_WORKLOADS:
+        assert before.one("Deployment", suffix)["spec"]["template"] == after.one("Deployment", suffix)["spec"]["template"]
+    assert before.one("Job", "-pools") != after.one("Job", "-pools")
