@@ -102,3 +102,14 @@ def instance(
 @pytest.fixture(scope="session")
 def defs(dbt_manifest: Path) -> dg.Definitions:
     return dg.load_from_defs_folder(path_within_project=REPO_ROOT / "dagster_code")
+
+
+@pytest.fixture
+def daemon(instance: dg.DagsterInstance, warehouse: str, tmp_path: Path):
+    """A real dagster-daemon on the test's instance and warehouse; its log is kept on failure."""
+    from tests.daemon import running_daemon
+
+    log_path = tmp_path / "dagster-daemon.log"
+    with running_daemon(log_path) as process:
+        yield process
+    print(f"dagster-daemon log: {log_path}")

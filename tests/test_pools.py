@@ -1,0 +1,41 @@
+"""Concurrency pools through the real run queue and daemon: two runs of one snapshot pool
+never overlap, and the pool ends with no slot in use."""
+
+import dagster as dg
+
+from tests.daemon import launch, step_intervals, wait_until
+from tests.support import load_raw
+
+RUN_TIMEOUT_SECONDS = 300
+
+
+def _finished(instance: dg.DagsterInstance, run_ids: list[str]):
+    runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
+    return runs if all(run.is_finished for run in runs) else None
+
+
+def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
+    load_raw(warehouse)
+
+    run_ids = [launch(instance, "sales_snapshots_job") for _ in range(2)]
+
+    runs = wait_until(
+        "both sales snapshot runs to finish",
+        RUN_TIMEOUT_SECONDS,
+        lambda: _finished(instance, run_ids),
+        state=lambda: {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids},
+    )
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
+    (first_start, first_end), (second_start, second_end) = sorted(
+        step_intervals(instance, run_id, "dbt_snapshots_sales") for run_id in run_ids
+    )
+    assert first_end <= second_start, "two sales snapshot steps ran at the same time"
+    # Both runs were under way at once, so it was the pool, not the queue, that kept the
+    # steps apart.
+    run_starts = [
+        instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)[0].timestamp for run_id in run_ids
+    ]
+    assert max(run_starts) < first_end
+    info = instance.event_log_storage.get_concurrency_info("sales-snapshots")
+    assert info.slot_count == 1
+    assert info.active_slot_count == 0
