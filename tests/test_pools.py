@@ -30,12 +30,9 @@ def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
         step_intervals(instance, run_id, "dbt_snapshots_sales") for run_id in run_ids
     )
     assert first_end <= second_start, "two sales snapshot steps ran at the same time"
-    # Both runs were under way at once, so it was the pool, not the queue, that kept the
-    # steps apart.
-    run_starts = [
-        instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)[0].timestamp for run_id in run_ids
-    ]
-    assert max(run_starts) < first_end
+    # Launched together, they were kept apart by the pool: either the queue held the second
+    # run back (the run coordinator counts pool slots with op granularity) or its step
+    # waited for the slot.
     info = instance.event_log_storage.get_concurrency_info("sales-snapshots")
     assert info.slot_count == 1
     assert info.active_slot_count == 0
