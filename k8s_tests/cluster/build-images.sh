@@ -50,6 +50,9 @@ debootstrap_image() {
     log "cached: ${tag}"
     return
   fi
+  command -v debootstrap >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null ||
+    die "debootstrap is missing and could not be installed (apt-get install debootstrap)"
   local rootfs="${IMAGE_BUILD_DIR}/rootfs-${tag##*:}"
   rm -rf "${rootfs}"
   mkdir -p "${rootfs}"

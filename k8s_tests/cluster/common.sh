@@ -7,7 +7,8 @@ CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
 KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
 # upstream: pull kindest/node; local: build it here; auto: try a pull, build when it fails.
 NODE_IMAGE_SOURCE="${NODE_IMAGE_SOURCE:-auto}"
-UPSTREAM_NODE_IMAGE="docker.io/kindest/node:${KUBERNETES_VERSION}"
+# kind publishes node images per release; override when the pinned tag is not among them.
+UPSTREAM_NODE_IMAGE="${UPSTREAM_NODE_IMAGE:-docker.io/kindest/node:${KUBERNETES_VERSION}}"
 LOCAL_NODE_IMAGE="localhost/kindest-node:${KUBERNETES_VERSION}-kind-${KIND_VERSION}"
 LOCAL_BASE_IMAGE="localhost/kindest-base:${NODE_BASE_SUITE}-kind-${KIND_VERSION}"
 
