@@ -10,10 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 remove_images() {
   docker info >/dev/null 2>&1 || return 0
   # By tag: a tag of an image with children is only untagged, and its layers go with the children.
-  local tags
-  tags="$(docker images --filter label=dagster-dbt-k8s.cache=true --format '{{.Repository}}:{{.Tag}}' |
-    grep -v '<none>' || true)"
-  [[ -z "${tags}" ]] || docker rmi ${tags} >/dev/null
+  local tags=()
+  mapfile -t tags < <(docker images --filter label=dagster-dbt-k8s.cache=true \
+    --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>')
+  ((${#tags[@]} == 0)) || docker rmi "${tags[@]}" >/dev/null
 }
 
 remove_files() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # settings for the scripts that source this file
 # Settings shared by the cluster scripts. Source it; do not run it.
 # shellcheck source=../../hack/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/hack/lib.sh"
@@ -9,8 +10,6 @@ KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
 NODE_IMAGE_SOURCE="${NODE_IMAGE_SOURCE:-auto}"
 # kind publishes node images per release; override when the pinned tag is not among them.
 UPSTREAM_NODE_IMAGE="${UPSTREAM_NODE_IMAGE:-docker.io/kindest/node:${KUBERNETES_VERSION}}"
-LOCAL_NODE_IMAGE="localhost/kindest-node:${KUBERNETES_VERSION}-kind-${KIND_VERSION}"
-LOCAL_BASE_IMAGE="localhost/kindest-base:${NODE_BASE_SUITE}-kind-${KIND_VERSION}"
 
 # Per-version build outputs; a step is skipped when its output exists.
 GO_BUILD_DIR="${CACHE_DIR}/go-build"
