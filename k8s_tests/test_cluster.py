@@ -250,6 +250,7 @@ def test_eviction_sends_sigterm_before_killing_job_pod(
     # Watch the pod until it is gone, keeping the last container state the kubelet reported.
     terminated = None
     deleted = False
+    last_seen = "no event"
     stream = watch.Watch().stream(
         core_v1.list_namespaced_pod,
         namespace,
@@ -259,14 +260,15 @@ def test_eviction_sends_sigterm_before_killing_job_pod(
     )
     for event in stream:
         pod = event["object"]
+        last_seen = f"{event['type']} phase={pod.status.phase} deletionTimestamp={pod.metadata.deletion_timestamp}"
         for status in pod.status.container_statuses or []:
             if status.state and status.state.terminated:
                 terminated = status.state.terminated
         if event["type"] == "DELETED":
             deleted = True
             break
-    assert deleted, f"evicted pod {pod_name} was not deleted within {EVICTION_GRACE_SECONDS + 60}s"
-    assert terminated is not None, f"no terminated state was reported for {pod_name}"
+    assert deleted, f"evicted pod {pod_name} not deleted within {EVICTION_GRACE_SECONDS + 60}s; last: {last_seen}"
+    assert terminated is not None, f"no terminated state was reported for {pod_name}; last: {last_seen}"
     assert (terminated.exit_code, (terminated.message or "").strip()) == (143, "graceful shutdown after SIGTERM")
 
 
