@@ -49,7 +49,8 @@ node_image() {
   fi
   case "${source}" in
     upstream)
-      docker image inspect "${UPSTREAM_NODE_IMAGE}" >/dev/null 2>&1 || docker pull "${UPSTREAM_NODE_IMAGE}" >&2
+      docker image inspect "${UPSTREAM_NODE_IMAGE}" >/dev/null 2>&1 || docker pull "${UPSTREAM_NODE_IMAGE}" >&2 ||
+        die "cannot pull ${UPSTREAM_NODE_IMAGE}: set UPSTREAM_NODE_IMAGE, or NODE_IMAGE_SOURCE=local to build it here"
       echo "${UPSTREAM_NODE_IMAGE}"
       ;;
     local)
@@ -74,7 +75,6 @@ CONFIG
   case "${layout}" in
     single) ;;
     multi) printf -- '- role: worker\n- role: worker\n' ;;
-    *) die "layout must be single or multi, not '${layout}'" ;;
   esac
   # Without CAP_SYS_RESOURCE nothing in a node may lower an oom_score_adj, which kubelet asks
   # containerd to do for sandboxes and Guaranteed pods.
@@ -141,6 +141,7 @@ wait_for_cluster() {
 
 main() {
   local layout="${1:-single}" image
+  [[ "${layout}" == single || "${layout}" == multi ]] || die "layout must be single or multi, not '${layout}'"
   run_step "docker engine" ensure_docker
   run_step "kind and kubectl" ensure_tools
   run_step "node image" node_image >"${CACHE_DIR}/.node-image"
