@@ -105,6 +105,11 @@ on_create_failure() {
 create_cluster() {
   local layout="$1" image="$2" config
   if cluster_exists; then
+    local nodes expected=1
+    [[ "${layout}" == single ]] || expected=3
+    nodes="$(kind get nodes --name "${CLUSTER_NAME}" | wc -l)"
+    ((nodes == expected)) ||
+      die "cluster ${CLUSTER_NAME} exists with ${nodes} node(s), not the ${expected} of layout ${layout}: make cluster-down first"
     log "cluster ${CLUSTER_NAME} exists: reusing it (make cluster-down to start over)"
     kind export kubeconfig --name "${CLUSTER_NAME}" --kubeconfig "${KUBECONFIG_PATH}"
     return
