@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -82,7 +83,7 @@ def launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None =
 
 def materialized_keys(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
     return {
-        record.asset_key
+        record.dagster_event.asset_key
         for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     }
 
@@ -94,6 +95,47 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
         if match:
             return int(match.group(1))
     raise LookupError(f"run {run_id} has not reported its worker's pid")
+
+
+def _process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def evict_process(pid: int, grace_seconds: float) -> None:
+    """What a pod eviction does to a container: SIGTERM to its main process, then, after
+    the grace period, SIGKILL to every process still left in it (dbt included)."""
+    tree = _process_tree(pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in tree):
+        time.sleep(0.5)
+    for leftover in _process_tree(pid) + tree:
+        if _alive(leftover):
+            try:
+                os.kill(leftover, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def step_intervals(instance: dg.DagsterInstance, run_id: str, step_key: str) -> tuple[float, float]:

@@ -1,0 +1,97 @@
+"""A run worker evicted while dbt is mid-build (SIGTERM, then SIGKILL to what is left after
+the grace period, as Kubernetes does to a pod) is
+retried by the real daemon from asset failure: the retry builds exactly what was missing,
+nothing is built twice, and green ends as an uninterrupted release would have left it."""
+
+from collections import Counter
+
+import dagster as dg
+import psycopg
+
+from dagster_code.release_vars import SLOW_MODEL_SECONDS_TAG
+from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid, wait_until
+from tests.support import GREEN, MARTS, green_release_ids, load_raw, release_log, run_job, schema_contents
+
+SLOW_MODEL_SECONDS = 40
+# Kubernetes' default terminationGracePeriodSeconds is 30; the run worker needs far less.
+EVICTION_GRACE_SECONDS = 15
+# Built before the slow model's pre-hook starts sleeping.
+DONE_BEFORE_KILL = {dg.AssetKey(["release", "blue_prepared"]), dg.AssetKey(["stg_shop__orders"])}
+SLOW_MODEL = dg.AssetKey(["int_orders_enriched"])
+
+
+def _reset_release_schemas(conninfo: str) -> None:
+    with psycopg.connect(conninfo) as conn:
+        for schema in ("green", "blue", "blue_swap"):
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def _children(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterRun]:
+    return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+
+
+def _failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """Step failures and error-level log lines (dbt's own errors) of a run."""
+    failures = []
+    for record in instance.all_logs(run_id):
+        if record.is_dagster_event and record.dagster_event.is_step_failure:
+            failures.append(record.dagster_event.step_failure_data.error.to_string())
+    return failures
+
+
+def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, instance, daemon):
+    load_raw(warehouse)
+    reference = run_job(defs, "release_job", instance)
+    assert reference.success
+    uninterrupted_green = schema_contents(warehouse, GREEN)
+    _reset_release_schemas(warehouse)
+    job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
+
+    parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(SLOW_MODEL_SECONDS)})
+    done_before_kill = wait_until(
+        "the parent run to build staging and reach the slow model",
+        240,
+        lambda: (keys := materialized_keys(instance, parent_id)) >= DONE_BEFORE_KILL and keys,
+        state=lambda: (instance.get_run_by_id(parent_id).status, materialized_keys(instance, parent_id)),
+    )
+    assert SLOW_MODEL not in done_before_kill
+    evict_process(run_worker_pid(instance, parent_id), EVICTION_GRACE_SECONDS)
+
+    parent = wait_until(
+        "the parent run to fail",
+        120,
+        lambda: (run := instance.get_run_by_id(parent_id)).is_finished and run,
+        state=lambda: instance.get_run_by_id(parent_id).status,
+    )
+    assert parent.status == dg.DagsterRunStatus.FAILURE
+    assert parent.tags["dagster/failure_reason"] == "UNEXPECTED_TERMINATION"
+    (retry,) = wait_until(
+        "the retry daemon to create a retry run",
+        120,
+        lambda: _children(instance, parent_id),
+        state=lambda: parent.tags,
+    )
+    retry = wait_until(
+        "the retry run to finish",
+        600,
+        lambda: (run := instance.get_run_by_id(retry.run_id)).is_finished and run,
+        state=lambda: (instance.get_run_by_id(retry.run_id).status, materialized_keys(instance, retry.run_id)),
+    )
+
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, "\n".join(_failures(instance, retry.run_id))
+    assert retry.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"
+    assert retry.tags["dagster/root_run_id"] == parent_id
+    materialized_by_parent = materialized_keys(instance, parent_id)
+    assert set(retry.asset_selection) == job_keys - materialized_by_parent
+    assert _children(instance, retry.run_id) == []
+    counts = Counter()
+    for run_id in (parent_id, retry.run_id):
+        counts.update(
+            r.dagster_event.asset_key for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        )
+    assert set(counts) == job_keys
+    assert {key for key, count in counts.items() if count > 1} == set()
+    # Green holds the whole release, built once, equal to an uninterrupted release.
+    assert schema_contents(warehouse, GREEN) == uninterrupted_green
+    assert green_release_ids(warehouse) == {mart: {parent_id} for mart in MARTS}
+    assert [release for release, _ in release_log(warehouse)] == [parent_id]
