@@ -61,3 +61,17 @@ cluster-clean: cluster-down ## Delete the cluster and drop every cache.
 .PHONY: cluster-test
 cluster-test: ## Acceptance test of the kind cluster; reuse one with CLUSTER_TEST_ARGS="--kind-cluster dagster-dbt-k8s".
 	uv run pytest k8s_tests/test_cluster.py $(CLUSTER_TEST_ARGS)
+
+##@ Dagster on kind (the main job and the chaos suite)
+
+.PHONY: up
+up: ## Kind cluster + images + chart on the embedded PostgreSQL + raw data; prints the UI URL.
+	hack/up.sh
+
+.PHONY: down
+down: ## Uninstall the release and delete the kind cluster.
+	hack/down.sh
+
+.PHONY: k8s-test
+k8s-test: setup ## The cluster suites (acceptance + chaos); K8S_TEST_ARGS="--kind-cluster dagster-dbt-k8s --keep-cluster" reuses one.
+	hack/test.sh k8s_tests $(K8S_TEST_ARGS)
