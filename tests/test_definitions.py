@@ -67,6 +67,15 @@ def test_retry_defaults_equal_the_chart_defaults():
     assert retries["maxRetries"] == DEFAULT_MAX_RETRIES
 
 
+def test_releases_run_one_at_a_time(defs):
+    """release_job's tag matches a run-tag limit of 1 in the chart's instance config."""
+    tags = defs.resolve_job_def("release_job").tags
+    limits = chart_values()["concurrency"]["runs"]["tagConcurrencyLimits"]
+    assert [
+        limit for limit in limits if tags.get(limit["key"]) == limit.get("value") and limit["limit"] == 1
+    ], f"no run-tag limit of 1 matches release_job's tags {tags}"
+
+
 def test_unknown_retry_strategy_is_refused_with_the_variable_name(monkeypatch):
     monkeypatch.setenv("DAGSTER_RUN_RETRY_STRATEGY", "FROM_SCRATCH")
     with pytest.raises(ValueError, match="DAGSTER_RUN_RETRY_STRATEGY is 'FROM_SCRATCH'"):

@@ -61,7 +61,10 @@ def test_the_values_contract_with_local_dev():
     pools = values["concurrency"]["pools"]
     assert pools["granularity"] == "op" and pools["defaultLimit"] == 1
     assert pools["limits"] == {"dbt-snapshots": 1, "sales-snapshots": 1, "inventory-snapshots": 1}
-    assert values["concurrency"]["runs"] == {"maxConcurrentRuns": 10, "tagConcurrencyLimits": []}
+    assert values["concurrency"]["runs"] == {
+        "maxConcurrentRuns": 10,
+        "tagConcurrencyLimits": [{"key": "analytics/release", "value": "blue-green", "limit": 1}],
+    }
     retries = values["dagsterDaemon"]["runRetries"]
     assert retries == {"enabled": True, "maxRetries": 2, "retryOnAssetOrOpFailure": False, "strategy": "FROM_ASSET_FAILURE"}
     monitoring = values["dagsterDaemon"]["runMonitoring"]
