@@ -143,3 +143,22 @@ def test_dbt_names_the_missing_variable_of_the_chosen_target(target, missing):
     )
     assert result.returncode != 0
     assert f"Env var required but not provided: '{missing}'" in result.stdout + result.stderr
+
+
+def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
+    from dagster_code.local.materialize import selected_asset_keys
+
+    keys = {key.to_user_string() for key in selected_asset_keys(defs, "+fct_orders")}
+    assert keys == {
+        "stg_shop__customers", "stg_shop__orders", "stg_shop__products",
+        "int_orders_enriched", "fct_orders",
+        "release/blue_prepared", "release/green_promoted",
+    }
+    snapshot_only = {key.to_user_string() for key in selected_asset_keys(defs, "snap_customers")}
+    assert snapshot_only == {"snap_customers"}
+
+
+def test_dg_check_defs_passes(defs):
+    result = subprocess.run(["dg", "check", "defs"], cwd=DBT_PROJECT_DIR.parent, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
