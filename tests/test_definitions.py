@@ -158,7 +158,7 @@ def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
     assert snapshot_only == {"snap_customers"}
 
 
-def test_dg_check_defs_passes(defs):
+def test_dg_check_defs_passes(defs, warehouse):
     result = subprocess.run(["dg", "check", "defs"], cwd=DBT_PROJECT_DIR.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr
