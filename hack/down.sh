@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make down`: stops `make up`'s port-forward, uninstalls the Helm release, deletes the kind cluster
+# (k8s_tests/cluster/down.sh). Caches and the built images stay, so the next `make up` is warm.
+#
+# Environment: CLUSTER_NAME, KUBECONFIG_PATH, NAMESPACE, RELEASE_NAME (as hack/up.sh).
+set -o errexit -o nounset -o pipefail
+
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
+KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
+NAMESPACE="${NAMESPACE:-dagster}"
+RELEASE_NAME="${RELEASE_NAME:-dagster}"
+PORT_FORWARD_PID_FILE="${CACHE_DIR}/port-forward-${CLUSTER_NAME}-${NAMESPACE}.pid"
+UNINSTALL_TIMEOUT="${UNINSTALL_TIMEOUT:-5m}"
+
+stop_port_forward() {
+  if [[ -f "${PORT_FORWARD_PID_FILE}" ]]; then
+    kill "$(cat "${PORT_FORWARD_PID_FILE}")" 2>/dev/null || true
+    rm -f "${PORT_FORWARD_PID_FILE}"
+  fi
+}
+
+uninstall_release() {
+  if ! command -v kind >/dev/null || ! kind get clusters 2>/dev/null | grep -qx "${CLUSTER_NAME}"; then
+    log "no cluster named ${CLUSTER_NAME}: nothing to uninstall"
+    return
+  fi
+  kind get kubeconfig --name "${CLUSTER_NAME}" >"${KUBECONFIG_PATH}"
+  if helm --kubeconfig "${KUBECONFIG_PATH}" status "${RELEASE_NAME}" --namespace "${NAMESPACE}" >/dev/null 2>&1; then
+    helm --kubeconfig "${KUBECONFIG_PATH}" uninstall "${RELEASE_NAME}" --namespace "${NAMESPACE}" \
+      --wait --timeout "${UNINSTALL_TIMEOUT}"
+  else
+    log "no Helm release ${RELEASE_NAME} in namespace ${NAMESPACE}"
+  fi
+}
+
+main() {
+  local start=${SECONDS}
+  run_step "stop the port-forward" stop_port_forward
+  run_step "uninstall ${RELEASE_NAME}" uninstall_release
+  run_step "delete cluster ${CLUSTER_NAME}" "${REPO_ROOT}/k8s_tests/cluster/down.sh"
+  log "down in $((SECONDS - start))s"
+}
+
+main "$@"
