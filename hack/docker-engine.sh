@@ -86,7 +86,8 @@ WRAPPER
 
 start_dockerd() {
   log "starting dockerd (log: ${DOCKERD_LOG})"
-  nohup setsid dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+  # dockerd outlives this script: it must not inherit a caller's lock (fd 9, k8s_tests/cluster).
+  nohup setsid dockerd >>"${DOCKERD_LOG}" 2>&1 </dev/null 9>&- &
   if ! wait_for_docker; then
     tail -n 30 "${DOCKERD_LOG}" >&2 || true
     die "dockerd did not answer within ${DOCKER_WAIT_SECONDS}s; see ${DOCKERD_LOG}"

@@ -148,6 +148,7 @@ build_pause() {
 ALL_STEPS=(kind kubernetes kubectl pause kindnetd crictl etcd coredns local-path-provisioner)
 
 main() {
+  take_build_lock
   command -v go >/dev/null || die "go is not on PATH: install Go 1.24 or newer (e.g. /usr/local/go/bin) and rerun"
   local steps=("$@")
   ((${#steps[@]})) || steps=("${ALL_STEPS[@]}")

@@ -274,6 +274,7 @@ build_node() {
 }
 
 main() {
+  take_build_lock
   mkdir -p "${IMAGE_BUILD_DIR}"
   local steps=("$@")
   ((${#steps[@]})) || steps=(base-rootfs kube-proxy-rootfs base kubernetes-images addon-images node)

@@ -23,6 +23,7 @@ remove_files() {
 }
 
 main() {
+  take_build_lock
   run_step "remove cluster images" remove_images
   run_step "remove cluster build caches" remove_files
 }

@@ -18,3 +18,18 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 # Builds share the machine with teammates: stay polite.
 NICE="${NICE:-nice -n 10}"
 export DOCKER_BUILDKIT=0
+BUILD_LOCK="${CACHE_DIR}/cluster-build.lock"
+BUILD_LOCK_TIMEOUT="${BUILD_LOCK_TIMEOUT:-3600}"
+
+# take_build_lock: one build, cluster creation or clean-up at a time per cache directory; two at
+# once would debootstrap into the same directory. Scripts run by the holder inherit the lock.
+take_build_lock() {
+  [[ "${CLUSTER_BUILD_LOCK_HELD:-}" == 1 ]] && return
+  exec 9>"${BUILD_LOCK}"
+  if ! flock -n 9; then
+    log "another cluster build holds ${BUILD_LOCK}: waiting for it (at most ${BUILD_LOCK_TIMEOUT}s)"
+    flock -w "${BUILD_LOCK_TIMEOUT}" 9 ||
+      die "timed out after ${BUILD_LOCK_TIMEOUT}s waiting for ${BUILD_LOCK}; is a build stuck?"
+  fi
+  export CLUSTER_BUILD_LOCK_HELD=1
+}

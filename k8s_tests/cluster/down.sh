@@ -6,6 +6,7 @@ set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 main() {
+  take_build_lock
   if ! command -v kind >/dev/null || ! docker info >/dev/null 2>&1; then
     log "no kind or no Docker engine: no cluster to delete"
     return

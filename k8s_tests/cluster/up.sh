@@ -145,6 +145,7 @@ wait_for_cluster() {
 }
 
 main() {
+  take_build_lock
   local layout="${1:-single}" image
   [[ "${layout}" == single || "${layout}" == multi ]] || die "layout must be single or multi, not '${layout}'"
   run_step "docker engine" ensure_docker
