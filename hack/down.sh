@@ -23,7 +23,9 @@ stop_port_forward() {
 }
 
 uninstall_release() {
-  if ! command -v kind >/dev/null || ! kind get clusters 2>/dev/null | grep -qx "${CLUSTER_NAME}"; then
+  local clusters=""
+  command -v kind >/dev/null && clusters="$(kind get clusters 2>/dev/null)"
+  if ! grep -qx "${CLUSTER_NAME}" <<<"${clusters}"; then
     log "no cluster named ${CLUSTER_NAME}: nothing to uninstall"
     return
   fi

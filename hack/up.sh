@@ -57,7 +57,10 @@ step_images() {
 
 write_kubeconfig() {
   command -v kind >/dev/null || die "kind is not on PATH: run \`make cluster\` once (it builds kind into ${CACHE_BIN})"
-  kind get clusters | grep -qx "${CLUSTER_NAME}" ||
+  # Not `kind get clusters | grep -q`: with pipefail, grep exiting early fails the pipeline.
+  local clusters
+  clusters="$(kind get clusters 2>/dev/null)"
+  grep -qx "${CLUSTER_NAME}" <<<"${clusters}" ||
     die "no kind cluster named ${CLUSTER_NAME}: run \`make cluster\` (or include the cluster step in UP_STEPS)"
   mkdir -p "$(dirname "${KUBECONFIG_PATH}")"
   kind get kubeconfig --name "${CLUSTER_NAME}" >"${KUBECONFIG_PATH}"
@@ -123,12 +126,14 @@ step_port_forward() {
 
 RUN_STATUS=""
 run_finished() {
+  # shellcheck disable=SC2016 # a GraphQL variable
   RUN_STATUS="$(graphql 'query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }' \
     "$(jq -n --arg id "$1" '{id: $id}')" | jq -r '.data.runOrError.status')"
   [[ "${RUN_STATUS}" == SUCCESS || "${RUN_STATUS}" == FAILURE || "${RUN_STATUS}" == CANCELED ]]
 }
 
 step_raw_data() {
+  # shellcheck disable=SC2016 # GraphQL variables, not shell ones
   local launch='mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
     __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
     ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }'
