@@ -17,6 +17,8 @@ from k8s_tests.cluster_fixtures import (  # noqa: F401  (fixtures, found by name
     project_image,
 )
 
+pytest_plugins = ["k8s_tests.chaos.fixtures"]  # the chaos suite's deployment fixtures (k8s_tests/chaos/)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kind cluster")

@@ -1,0 +1,228 @@
+"""A small client of the Dagster webserver's GraphQL API: what the chaos scenarios ask Dagster.
+
+Dagster's own state (runs, tags, events, pools) is read only through this API, never from the
+database behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPOSITORY_NAME = "__repository__"
+FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+REQUEST_TIMEOUT_SECONDS = 30
+REQUEST_ATTEMPTS = 3
+REQUEST_RETRY_SECONDS = 3
+EVENTS_PAGE_SIZE = 500
+
+_RUN_FIELDS = """
+  runId status jobName creationTime startTime endTime
+  tags { key value }
+  assetSelection { path }
+"""
+
+
+class GraphQLError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    status: str
+    job_name: str
+    tags: dict[str, str]
+    asset_selection: frozenset[str] | None
+    creation_time: float | None
+    start_time: float | None
+    end_time: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @classmethod
+    def from_graphql(cls, data: dict[str, Any]) -> Run:
+        selection = data.get("assetSelection")
+        return cls(
+            run_id=data["runId"],
+            status=data["status"],
+            job_name=data["jobName"],
+            tags={tag["key"]: tag["value"] for tag in data["tags"]},
+            asset_selection=None if selection is None else frozenset(asset_key(a["path"]) for a in selection),
+            creation_time=data.get("creationTime"),
+            start_time=data.get("startTime"),
+            end_time=data.get("endTime"),
+        )
+
+
+def asset_key(path: list[str]) -> str:
+    return "/".join(path)
+
+
+class DagsterApi:
+    """GraphQL over HTTP against one webserver (a port-forward), for one code location."""
+
+    def __init__(self, url: str, location: str) -> None:
+        self.url = url.rstrip("/") + "/graphql"
+        self.location = location
+        self.session = requests.Session()
+
+    def query(self, query: str, **variables: Any) -> dict[str, Any]:
+        for attempt in range(REQUEST_ATTEMPTS):
+            try:
+                response = self.session.post(
+                    self.url, json={"query": query, "variables": variables}, timeout=REQUEST_TIMEOUT_SECONDS
+                )
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                # A busy 2-core node can stall the webserver or the port-forward for a moment.
+                if attempt == REQUEST_ATTEMPTS - 1:
+                    raise
+                time.sleep(REQUEST_RETRY_SECONDS)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise GraphQLError(json.dumps(body["errors"])[:2000])
+        return body["data"]
+
+    def _job_selector(self, job: str) -> dict[str, str]:
+        return {"repositoryLocationName": self.location, "repositoryName": REPOSITORY_NAME, "jobName": job}
+
+    # --- health ---------------------------------------------------------------------------------
+
+    def version(self) -> str:
+        return self.query("{ version }")["version"]
+
+    def location_status(self) -> str:
+        """'RepositoryLocation' once the code location is loaded, else the error type or 'absent'."""
+        data = self.query(
+            "{ workspaceOrError { __typename ... on Workspace { locationEntries {"
+            " name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+        )
+        for entry in data["workspaceOrError"].get("locationEntries", []):
+            if entry["name"] == self.location:
+                located = entry["locationOrLoadError"] or {}
+                return located.get("__typename") or entry["loadStatus"]
+        return "absent"
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def launch_run(self, job: str, tags: dict[str, str] | None = None) -> str:
+        data = self.query(
+            """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                 __typename
+                 ... on LaunchRunSuccess { run { runId } }
+                 ... on PythonError { message }
+                 ... on InvalidSubsetError { message }
+                 ... on RunConfigValidationInvalid { errors { message } }
+               } }""",
+            params={
+                "selector": self._job_selector(job),
+                "runConfigData": {},
+                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+            },
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"launching {job} failed: {data}")
+        return data["run"]["runId"]
+
+    def run(self, run_id: str) -> Run:
+        data = self.query(
+            f"query ($id: ID!) {{ runOrError(runId: $id) {{ __typename ... on Run {{ {_RUN_FIELDS} }} }} }}",
+            id=run_id,
+        )["runOrError"]
+        if data["__typename"] != "Run":
+            raise GraphQLError(f"run {run_id}: {data['__typename']}")
+        return Run.from_graphql(data)
+
+    def runs_with_tag(self, key: str, value: str) -> list[Run]:
+        data = self.query(
+            f"""query ($filter: RunsFilter) {{ runsOrError(filter: $filter) {{
+                  __typename ... on Runs {{ results {{ {_RUN_FIELDS} }} }} }} }}""",
+            filter={"tags": [{"key": key, "value": value}]},
+        )["runsOrError"]
+        return [Run.from_graphql(run) for run in data["results"]]
+
+    def children(self, run_id: str) -> list[Run]:
+        """Retries launched from `run_id` (runs whose dagster/parent_run_id is it)."""
+        return self.runs_with_tag("dagster/parent_run_id", run_id)
+
+    def run_group(self, run_id: str) -> list[Run]:
+        """The root run and every retry of it, oldest first."""
+        data = self.query(
+            f"""query ($id: ID!) {{ runGroupOrError(runId: $id) {{
+                  __typename ... on RunGroup {{ rootRunId runs {{ {_RUN_FIELDS} }} }} }} }}""",
+            id=run_id,
+        )["runGroupOrError"]
+        if data["__typename"] != "RunGroup":
+            raise GraphQLError(f"run group of {run_id}: {data}")
+        return sorted((Run.from_graphql(run) for run in data["runs"]), key=lambda r: r.creation_time or 0)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Every event of a run (logsForRun, paged)."""
+        events: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            data = self.query(
+                """query ($id: ID!, $cursor: String, $limit: Int) {
+                     logsForRun(runId: $id, afterCursor: $cursor, limit: $limit) {
+                       __typename
+                       ... on EventConnection { cursor hasMore events {
+                         __typename
+                         ... on MessageEvent { message timestamp level stepKey }
+                         ... on MaterializationEvent { assetKey { path } }
+                         ... on StepEvent { stepKey }
+                       } }
+                       ... on PythonError { message }
+                     } }""",
+                id=run_id,
+                cursor=cursor,
+                limit=EVENTS_PAGE_SIZE,
+            )["logsForRun"]
+            if data["__typename"] != "EventConnection":
+                raise GraphQLError(f"events of {run_id}: {data}")
+            events.extend(data["events"])
+            cursor = data["cursor"]
+            if not data["hasMore"]:
+                return events
+
+    def materializations(self, run_id: str) -> Counter[str]:
+        """How many times each asset was materialized by a run."""
+        return Counter(
+            asset_key(event["assetKey"]["path"])
+            for event in self.events(run_id)
+            if event["__typename"] == "MaterializationEvent"
+        )
+
+    def job_asset_keys(self, job: str) -> frozenset[str]:
+        data = self.query(
+            "query ($job: PipelineSelector) { assetNodes(pipeline: $job) { assetKey { path } } }",
+            job={
+                "repositoryLocationName": self.location,
+                "repositoryName": REPOSITORY_NAME,
+                "pipelineName": job,
+            },
+        )
+        return frozenset(asset_key(node["assetKey"]["path"]) for node in data["assetNodes"])
+
+    def pool_slots_in_use(self, pool: str) -> dict[str, Any]:
+        return self.query(
+            """query ($pool: String) { instance { concurrencyLimit(concurrencyKey: $pool) {
+                 concurrencyKey slotCount activeSlotCount activeRunIds claimedSlots { runId stepKey }
+                 pendingSteps { runId stepKey } } } }""",
+            pool=pool,
+        )["instance"]["concurrencyLimit"]
+
+    def save_event_log(self, run_id: str, path: Path) -> None:
+        lines = []
+        for event in self.events(run_id):
+            lines.append(json.dumps(event, sort_keys=True))
+        path.write_text("\n".join(lines) + "\n")
