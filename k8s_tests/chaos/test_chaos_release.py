@@ -9,6 +9,7 @@ and `release/blue_prepared` are materialized: the fault lands in that window.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,6 +118,15 @@ def evict(deployment: Deployment, pod: client.V1Pod) -> None:
 
 
 def kill_without_grace(deployment: Deployment, pod: client.V1Pod) -> None:
+    """SIGKILL the run worker's container on its node (`crictl stop --timeout 0` skips SIGTERM), then
+    delete the pod with grace period 0. A delete with grace 0 alone still lets the kubelet send
+    SIGTERM first, and the worker then often reports its own termination: not the case under test."""
+    (status,) = pod.status.container_statuses
+    container_id = status.container_id.split("://", 1)[1]
+    subprocess.run(
+        ["docker", "exec", pod.spec.node_name, "crictl", "stop", "--timeout", "0", container_id],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
     deployment.core_v1.delete_namespaced_pod(
         pod.metadata.name, deployment.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
     )
@@ -199,16 +209,16 @@ def test_run_pod_killed_without_grace_detected_and_retried(
     pod = running_run_pod(chaos_deployment, parent_id)
     fault_at = time.time()
     kill_without_grace(chaos_deployment, pod)
-    # The worker cannot report: run monitoring finds the failed Job and fails the run without a
-    # failure reason tag (dagster 1.13); a step failure would not be retried.
+    # The worker cannot report: run monitoring finds the failed Job and fails the run, without a
+    # failure reason tag in dagster 1.13 (UNEXPECTED_TERMINATION would mean the worker reported).
     assert_recovered_exactly_once(
         chaos_deployment,
         reference,
         green_reader,
         parent_id,
         fault_at,
-        {None, "RUN_WORKER_FAILED", "UNEXPECTED_TERMINATION"},
-        "delete --grace-period=0",
+        {None, "RUN_WORKER_FAILED"},
+        "SIGKILL + delete --grace-period=0",
     )
 
 
