@@ -48,6 +48,23 @@ UP_STEPS = os.environ.get("CHAOS_UP_STEPS", "load install port-forward raw-data"
 EXTRA_VALUES_FILES = os.environ.get("CHAOS_EXTRA_VALUES", "").split()
 PORT_FORWARD_READY_SECONDS = 60
 HEALTHY_TIMEOUT_SECONDS = 300
+# Deleting the namespace (PostgreSQL volume, run Jobs) takes about a minute on 2 cores.
+NAMESPACE_GONE_TIMEOUT_SECONDS = 300
+
+
+def wait_namespace_gone(core_v1: client.CoreV1Api, namespace: str) -> None:
+    """Waits while `namespace` is terminating (a previous session's teardown), until it is gone."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            found = core_v1.read_namespace(namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return True, "gone"
+            raise
+        return found.status.phase != "Terminating", f"namespace {namespace}: {found.status.phase}"
+
+    wait_until(f"namespace {namespace} to finish terminating", probe, NAMESPACE_GONE_TIMEOUT_SECONDS)
 
 
 def free_port() -> int:
@@ -164,6 +181,7 @@ def chaos_deployment(
     """The chart in namespace CHAOS_NAMESPACE, healthy, with raw data loaded. Uninstalled at the end
     unless --keep-cluster."""
     namespace = CHAOS_NAMESPACE
+    wait_namespace_gone(core_v1, namespace)
     run_up(kind_cluster, namespace, UP_STEPS)
     secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", namespace)
     password = base64.b64decode(secret.data[PASSWORD_KEY]).decode()
@@ -197,6 +215,7 @@ def chaos_deployment(
         )
         # The chart keeps the PostgreSQL Secret and volume on uninstall; the test namespace goes whole.
         core_v1.delete_namespace(namespace)
+        wait_namespace_gone(core_v1, namespace)
 
 
 # --- Failure artifacts -------------------------------------------------------------------------
