@@ -121,7 +121,8 @@ step_port_forward() {
   echo $! >"${PORT_FORWARD_PID_FILE}"
   wait_for "the webserver to answer GraphQL on ${GRAPHQL_URL} (port-forward log: ${PORT_FORWARD_LOG})" \
     "${PORT_FORWARD_START_TIMEOUT}" webserver_answers
-  wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver" 180 code_location_loaded
+  wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver (if its definitions failed to load: kubectl -n ${NAMESPACE} logs deploy/${FULLNAME}-code-location)" \
+    180 code_location_loaded
 }
 
 RUN_STATUS=""
