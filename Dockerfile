@@ -116,6 +116,9 @@ RUN set -eu; \
     chown -R 10001:10001 target; \
     python -m compileall -q /opt/project; \
     install -d -o 10001 -g 10001 /opt/dagster "${DAGSTER_HOME}"; \
+    # Components keep their state beside the defs; loading creates the folder, so the runtime
+    # user owns it (the build context never carries one: .dockerignore).
+    install -d -o 10001 -g 10001 "/opt/project/${DAGSTER_CODE_DIR}/defs/.local_defs_state"; \
     printf 'telemetry:\n  enabled: false\n' >"${DAGSTER_HOME}/dagster.yaml"; \
     chown 10001:10001 "${DAGSTER_HOME}/dagster.yaml"
 
