@@ -4,12 +4,6 @@ import dagster as dg
 import psycopg
 import pytest
 
-from dagster_code.defs.app_events.assets import (
-    MICROBATCH_MODEL,
-    MicrobatchPartitionsMismatch,
-    build_microbatch_assets,
-)
-from dagster_code.project import dbt_manifest
 from tests.support import load_raw, query, run_job
 
 DAY = "2024-01-03"
@@ -79,6 +73,14 @@ def test_microbatch_partition_processes_only_its_day(defs, warehouse, instance):
     ids=["wrong-start", "wrong-unit"],
 )
 def test_mismatched_microbatch_partitions_refused_at_load(defs, partitions_def, message):
+    # Imported here: the module builds its assets from the manifest that `defs` parsed.
+    from dagster_code.defs.app_events.assets import (
+        MICROBATCH_MODEL,
+        MicrobatchPartitionsMismatch,
+        build_microbatch_assets,
+    )
+    from dagster_code.project import dbt_manifest
+
     with pytest.raises(MicrobatchPartitionsMismatch) as error:
         build_microbatch_assets(dbt_manifest(), partitions_def)
     assert MICROBATCH_MODEL in str(error.value)
