@@ -116,11 +116,13 @@ RUN set -eu; \
     chown -R 10001:10001 target; \
     python -m compileall -q /opt/project; \
     install -d -o 10001 -g 10001 /opt/dagster "${DAGSTER_HOME}"; \
-    # Components keep their state beside the defs; loading creates the folder, so the runtime
-    # user owns it (the build context never carries one: .dockerignore).
-    install -d -o 10001 -g 10001 "/opt/project/${DAGSTER_CODE_DIR}/defs/.local_defs_state"; \
     printf 'telemetry:\n  enabled: false\n' >"${DAGSTER_HOME}/dagster.yaml"; \
-    chown 10001:10001 "${DAGSTER_HOME}/dagster.yaml"
+    # Loading the definitions once creates the folders components keep their state in (beside
+    # the defs; the build context never carries them, see .dockerignore): pods with a read-only
+    # root filesystem then find them in place.
+    dagster definitions validate -m "${DAGSTER_MODULE}"; \
+    find /opt/project -name .local_defs_state -type d -exec chown -R 10001:10001 {} +; \
+    chown -R 10001:10001 "${DAGSTER_HOME}"
 
 USER 10001:10001
 EXPOSE 3030

@@ -71,7 +71,9 @@ build_postgres_image() {
 
 # Fails the build when the image cannot do the basics; no network, nothing left running.
 smoke_test() {
-  docker run --rm --pull never --network none "${PROJECT_IMAGE}" sh -c \
+  # Read-only root and writable DAGSTER_HOME/tmp, as the chart runs it.
+  docker run --rm --pull never --network none --read-only --tmpfs /tmp \
+    --tmpfs /opt/dagster/dagster_home:uid=10001,gid=10001 "${PROJECT_IMAGE}" sh -c \
     'set -e; dagster --version; test "$(id -u)" = 10001; test -s "${DBT_PROJECT_DIR}/target/manifest.json";
      dagster definitions validate -m "${DAGSTER_MODULE}"' \
     || die "${PROJECT_IMAGE} failed its smoke test (dagster --version, UID 10001, manifest present, definitions load as UID 10001)"
