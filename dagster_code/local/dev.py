@@ -26,6 +26,12 @@ CACHE_DIR = Path(
     or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dagster-dbt-k8s"
 )
 DEV_ROOT = CACHE_DIR / "dev"
+# PostgreSQL runs as the 'postgres' user when we are root (it refuses root), and that user
+# cannot enter root's home: the data then lives under /var/tmp, which also survives reboots.
+POSTGRES_ROOT = Path(
+    os.environ.get("DEV_POSTGRES_ROOT")
+    or ("/var/tmp/dagster-dbt-k8s/dev-postgres" if os.geteuid() == 0 else DEV_ROOT / "postgres")
+)
 POSTGRES_PORT = int(os.environ.get("DEV_POSTGRES_PORT", "55433"))
 WEBSERVER_PORT = int(os.environ.get("DEV_WEBSERVER_PORT", "3000"))
 
@@ -36,8 +42,8 @@ def _raw_data_loaded(conninfo: str) -> bool:
 
 
 def main() -> int:
-    print(f"Starting PostgreSQL on 127.0.0.1:{POSTGRES_PORT} (data in {DEV_ROOT / 'postgres'})", flush=True)
-    server = start_postgres_server(root=DEV_ROOT / "postgres", port=POSTGRES_PORT)
+    print(f"Starting PostgreSQL on 127.0.0.1:{POSTGRES_PORT} (data in {POSTGRES_ROOT})", flush=True)
+    server = start_postgres_server(root=POSTGRES_ROOT, port=POSTGRES_PORT)
     try:
         server.ensure_database("dagster")
         warehouse = server.ensure_database("warehouse")

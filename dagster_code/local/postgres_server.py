@@ -110,6 +110,9 @@ def start_postgres_server(root: Path | None = None, port: int | None = None) -> 
         )
     root = root or Path(tempfile.mkdtemp(prefix="dagster-dbt-pg-"))
     root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        server_user = pwd.getpwnam("postgres")
+        os.chown(root, server_user.pw_uid, server_user.pw_gid)
     data_dir = root / "data"
     if not (data_dir / "PG_VERSION").exists():
         _init_data_dir(root, data_dir)
