@@ -109,6 +109,7 @@ def test_run_launcher_config(render, values_file):
     assert launcher["env_config_maps"] == [rendered.one("ConfigMap", "-env")["metadata"]["name"]]
     assert launcher["resources"] == values["runLauncher"]["resources"]
     assert launcher["run_k8s_config"]["job_spec_config"]["backoffLimit"] == 0
+    assert launcher["run_k8s_config"]["job_spec_config"]["podReplacementPolicy"] == "Failed"
     assert launcher["run_k8s_config"]["job_spec_config"]["ttlSecondsAfterFinished"] == values["runLauncher"]["jobTtlSecondsAfterFinished"]
     snowflake = values["warehouse"]["target"] == "snowflake"
     assert launcher.get("env_secrets") == ([values["warehouse"]["snowflake"]["existingSecret"]] if snowflake else None)

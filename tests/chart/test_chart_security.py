@@ -82,6 +82,7 @@ def test_run_pods_built_by_dagster_k8s_are_restricted(render, values_file):
     launcher = render(values_file).instance_config()["run_launcher"]["config"]
     job = run_worker_job(launcher)
     assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
     pod = job["spec"]["template"]["spec"]
     assert_restricted("run worker Job", pod)
     (container,) = pod["containers"]

@@ -75,6 +75,10 @@ run_launcher:
       job_spec_config:
         # A failed run worker is never restarted by Kubernetes: run retries re-execute what failed.
         backoffLimit: 0
+        # An evicted pod counts as failed only once it has terminated, not as soon as it starts
+        # terminating: otherwise run monitoring sees a failed Job with no active pod and fails the
+        # run before the worker, still inside its grace period, reports UNEXPECTED_TERMINATION.
+        podReplacementPolicy: Failed
         ttlSecondsAfterFinished: {{ .Values.runLauncher.jobTtlSecondsAfterFinished }}
 concurrency:
   pools:
