@@ -118,15 +118,15 @@ def _existing_clusters() -> list[str]:
 @pytest.fixture(scope="session")
 def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
     """The cluster under test: --kind-cluster NAME, or one created by up.sh (make cluster)."""
-    name = request.config.getoption("--kind-cluster")
-    kubeconfig = ARTIFACTS_DIR / "kubeconfig"
+    name = request.config.getoption("--kind-cluster") or TEST_CLUSTER_NAME
+    # One file per cluster: sessions against two clusters may run side by side.
+    kubeconfig = ARTIFACTS_DIR / f"kubeconfig-{name}"
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     created = False
-    if name:
+    if request.config.getoption("--kind-cluster"):
         if name not in _existing_clusters():
             pytest.fail(f"--kind-cluster {name}: no such kind cluster (kind get clusters); run `make cluster`")
     else:
-        name = TEST_CLUSTER_NAME
         layout = request.config.getoption("--cluster-layout")
         env = {**os.environ, "CLUSTER_NAME": name, "KUBECONFIG_PATH": str(kubeconfig)}
         subprocess.run([str(CLUSTER_UP), layout], check=True, env=env, timeout=CLUSTER_UP_TIMEOUT_SECONDS)

@@ -34,6 +34,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="keep the cluster (and test namespaces) the suite created, for debugging",
     )
     group.addoption(
+        "--fail-on-skip",
+        action="store_true",
+        help="report a skipped test as failed (CI: no cluster scenario may be skipped)",
+    )
+    group.addoption(
         "--cluster-layout",
         default="single",
         choices=["single", "multi"],
@@ -43,7 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Keeps each phase's report on the item, so fixtures can tell whether the test failed."""
+    """Keeps each phase's report on the item, so fixtures can tell whether the test failed; with
+    --fail-on-skip, turns a skip into a failure."""
     report = yield
+    if report.skipped and item.config.getoption("--fail-on-skip") and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and --fail-on-skip makes a skip a failure: {report.longrepr}"
     setattr(item, f"rep_{report.when}", report)
     return report

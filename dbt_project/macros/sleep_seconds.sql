@@ -1,7 +1,8 @@
 {#
-    Pause for `seconds` (no-op when 0). int_orders_enriched calls it in a pre-hook with
-    var('slow_model_seconds'), so tests can make a release slow at a known point (for example to
-    kill the run worker while dbt is mid-build). Dispatched on the adapter.
+    Pause for `seconds` (no-op when 0). int_orders_enriched, snap_orders and snap_inventory_levels
+    call it in a pre-hook with var('slow_model_seconds'), so tests can make a run slow at a known
+    point (for example to kill the run worker while dbt is mid-build, or while a snapshot holds its
+    pool slot). Dispatched on the adapter.
 #}
 {% macro sleep_seconds(seconds) -%}
     {{ return(adapter.dispatch('sleep_seconds', 'analytics')(seconds | int)) }}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import requests
 REPOSITORY_NAME = "__repository__"
 FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 REQUEST_TIMEOUT_SECONDS = 30
-REQUEST_ATTEMPTS = 3
+# Long enough for a replaced webserver pod to start and pass its readiness probe.
+UNREACHABLE_TIMEOUT_SECONDS = 240
 REQUEST_RETRY_SECONDS = 3
 EVENTS_PAGE_SIZE = 500
+STEP_BOUNDARY_EVENTS = {"ExecutionStepStartEvent", "ExecutionStepSuccessEvent", "ExecutionStepFailureEvent"}
 
 _RUN_FIELDS = """
   runId status jobName creationTime startTime endTime
@@ -70,23 +73,32 @@ def asset_key(path: list[str]) -> str:
 class DagsterApi:
     """GraphQL over HTTP against one webserver (a port-forward), for one code location."""
 
-    def __init__(self, url: str, location: str) -> None:
-        self.url = url.rstrip("/") + "/graphql"
+    def __init__(self, url: Callable[[], str], location: str) -> None:
+        """`url` is asked before every attempt: the port-forward behind it is restarted when the
+        webserver pod it pointed at is gone (ConnectionError while none can be made)."""
+        self.url = url
         self.location = location
         self.session = requests.Session()
 
     def query(self, query: str, **variables: Any) -> dict[str, Any]:
-        for attempt in range(REQUEST_ATTEMPTS):
+        deadline = time.monotonic() + UNREACHABLE_TIMEOUT_SECONDS
+        while True:
             try:
                 response = self.session.post(
-                    self.url, json={"query": query, "variables": variables}, timeout=REQUEST_TIMEOUT_SECONDS
+                    self.url().rstrip("/") + "/graphql",
+                    json={"query": query, "variables": variables},
+                    timeout=REQUEST_TIMEOUT_SECONDS,
                 )
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                # A busy 2-core node can stall the webserver or the port-forward for a moment.
-                if attempt == REQUEST_ATTEMPTS - 1:
-                    raise
-                time.sleep(REQUEST_RETRY_SECONDS)
+                if response.status_code < 500:
+                    break
+                problem = f"HTTP {response.status_code}"
+            except (requests.ConnectionError, requests.Timeout, ConnectionError) as error:
+                problem = repr(error)
+            # A busy 2-core node stalls the webserver for a moment, and a chaos scenario may be
+            # replacing its pod: retried until the deadline, then raised with what was seen.
+            if time.monotonic() >= deadline:
+                raise GraphQLError(f"webserver unreachable for {UNREACHABLE_TIMEOUT_SECONDS}s: {problem}")
+            time.sleep(REQUEST_RETRY_SECONDS)
         response.raise_for_status()
         body = response.json()
         if body.get("errors"):
@@ -201,6 +213,19 @@ class DagsterApi:
             for event in self.events(run_id)
             if event["__typename"] == "MaterializationEvent"
         )
+
+    def step_interval(self, run_id: str, step_key: str) -> tuple[float, float]:
+        """When a step of a run started and ended (success or failure), in epoch seconds."""
+        times = {
+            event["__typename"]: int(event["timestamp"]) / 1000
+            for event in self.events(run_id)
+            if event.get("stepKey") == step_key and event["__typename"] in STEP_BOUNDARY_EVENTS
+        }
+        start = times.get("ExecutionStepStartEvent")
+        end = times.get("ExecutionStepSuccessEvent", times.get("ExecutionStepFailureEvent"))
+        if start is None or end is None:
+            raise GraphQLError(f"run {run_id}: step {step_key} has no start and end events ({times})")
+        return start, end
 
     def job_asset_keys(self, job: str) -> frozenset[str]:
         data = self.query(

@@ -25,7 +25,15 @@ import pytest
 from kubernetes import client
 
 from k8s_tests.chaos.dagster_api import DagsterApi
-from k8s_tests.cluster_fixtures import KindCluster, artifacts_dir_for, cache_dir, dump_artifacts, tool, wait_until
+from k8s_tests.cluster_fixtures import (
+    KindCluster,
+    WaitTimeout,
+    artifacts_dir_for,
+    cache_dir,
+    dump_artifacts,
+    tool,
+    wait_until,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UP_SCRIPT = REPO_ROOT / "hack" / "up.sh"
@@ -85,6 +93,7 @@ class PortForward:
     process: subprocess.Popen | None = None
 
     def ensure(self) -> None:
+        """Starts kubectl port-forward unless it runs; ConnectionError when it cannot listen."""
         if self.process is not None and self.process.poll() is None:
             return
         self.process = subprocess.Popen(
@@ -102,7 +111,11 @@ class PortForward:
             except OSError as error:
                 return False, repr(error)
 
-        wait_until(f"port-forward to {self.namespace}/{self.target}", listening, PORT_FORWARD_READY_SECONDS, 0.5)
+        try:
+            wait_until(f"port-forward to {self.namespace}/{self.target}", listening, PORT_FORWARD_READY_SECONDS, 0.5)
+        except WaitTimeout as error:  # e.g. no pod behind the Service while a scenario replaces it
+            self.stop()
+            raise ConnectionError(str(error)) from error
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -124,10 +137,13 @@ class Deployment:
     # Run ids a test touched, whose event logs are saved when it fails.
     runs_to_save: list[str] = field(default_factory=list)
 
+    def webserver_url(self) -> str:
+        self.webserver.ensure()
+        return f"http://127.0.0.1:{self.webserver.local_port}"
+
     @property
     def api(self) -> DagsterApi:
-        self.webserver.ensure()
-        return DagsterApi(f"http://127.0.0.1:{self.webserver.local_port}", CODE_LOCATION)
+        return DagsterApi(self.webserver_url, CODE_LOCATION)
 
     @property
     def warehouse(self) -> str:
@@ -148,15 +164,16 @@ class Deployment:
         ).items
 
 
-def run_up(cluster: KindCluster, namespace: str, steps: str) -> None:
-    """hack/up.sh (make up) with the test namespace and values; its own port-forward is stopped after."""
+def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[Path, ...] = ()) -> None:
+    """hack/up.sh (make up) with the test namespace and values (then `more_values`, for a test that
+    upgrades the release); its own port-forward is stopped after."""
     env = {
         **os.environ,
         "CLUSTER_NAME": cluster.name,
         "KUBECONFIG_PATH": str(cluster.kubeconfig),
         "NAMESPACE": namespace,
         "RELEASE_NAME": RELEASE_NAME,
-        "VALUES_FILES": " ".join([str(KIND_VALUES), *EXTRA_VALUES_FILES]),
+        "VALUES_FILES": " ".join([str(KIND_VALUES), *EXTRA_VALUES_FILES, *map(str, more_values)]),
         "LOCAL_PORT": str(free_port()),
         "UP_STEPS": steps,
     }

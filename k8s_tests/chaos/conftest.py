@@ -1,0 +1,25 @@
+"""Fixtures the chaos scenario modules share (the deployment itself is in fixtures.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from k8s_tests.chaos.fixtures import Deployment
+from k8s_tests.chaos.release_checks import GreenReader, Reference, reference_release
+
+
+@pytest.fixture(scope="session")
+def reference(chaos_deployment: Deployment) -> Reference:
+    """One uninterrupted release, the expected content of green after every faulted release."""
+    return reference_release(chaos_deployment)
+
+
+@pytest.fixture
+def green_reader(chaos_deployment: Deployment) -> Iterator[GreenReader]:
+    """Scenario 10: a reader of green polling through the whole test."""
+    reader = GreenReader(lambda: chaos_deployment.warehouse)
+    reader.start()
+    yield reader
+    reader.stop()

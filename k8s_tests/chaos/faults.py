@@ -1,0 +1,72 @@
+"""The faults the chaos scenarios inject, through the Kubernetes API (and crictl on a kind node,
+for a kill that skips SIGTERM), and the waits that find their targets."""
+
+from __future__ import annotations
+
+import subprocess
+
+from kubernetes import client
+
+from k8s_tests.chaos.fixtures import Deployment
+from k8s_tests.cluster_fixtures import wait_until
+
+RUN_POD_RUNNING_TIMEOUT_SECONDS = 120
+# A Deployment's or StatefulSet's replacement pod: scheduling, the image already on the node, and
+# its readiness probe (the code location loads the dbt manifest first).
+REPLACEMENT_READY_TIMEOUT_SECONDS = 300
+
+
+def running_run_pod(deployment: Deployment, run_id: str) -> client.V1Pod:
+    def probe() -> tuple[bool, object]:
+        pods = deployment.run_pods(run_id)
+        running = [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+        return len(running) == 1, running[0] if running else [(p.metadata.name, p.status.phase) for p in pods]
+
+    return wait_until(f"the run pod of {run_id} to be Running", probe, RUN_POD_RUNNING_TIMEOUT_SECONDS)
+
+
+def evict(deployment: Deployment, pod: client.V1Pod) -> None:
+    """policy/v1 Eviction: SIGTERM, then the pod's termination grace period."""
+    deployment.core_v1.create_namespaced_pod_eviction(
+        pod.metadata.name,
+        pod.metadata.namespace,
+        client.V1Eviction(metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=pod.metadata.namespace)),
+    )
+
+
+def kill_without_grace(deployment: Deployment, pod: client.V1Pod) -> None:
+    """SIGKILL the pod's container on its node (`crictl stop --timeout 0` skips SIGTERM), then
+    delete the pod with grace period 0. A delete with grace 0 alone still lets the kubelet send
+    SIGTERM first, and a run worker then often reports its own termination: not the case under test."""
+    (status,) = pod.status.container_statuses
+    container_id = status.container_id.split("://", 1)[1]
+    subprocess.run(
+        ["docker", "exec", pod.spec.node_name, "crictl", "stop", "--timeout", "0", container_id],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
+    deployment.core_v1.delete_namespaced_pod(
+        pod.metadata.name, pod.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
+    )
+
+
+def only_component_pod(deployment: Deployment, component: str) -> client.V1Pod:
+    """The one live pod of a chart component (webserver, daemon, code-location, postgresql)."""
+    pods = [p for p in deployment.component_pods(component) if not p.metadata.deletion_timestamp]
+    assert len(pods) == 1, f"{component}: expected one live pod, found {[p.metadata.name for p in pods]}"
+    return pods[0]
+
+
+def wait_replacement_ready(deployment: Deployment, component: str, replaced: client.V1Pod) -> client.V1Pod:
+    """Waits for the controller's new pod of `component` (another uid than `replaced`) to be Ready."""
+
+    def probe() -> tuple[bool, object]:
+        pods = deployment.component_pods(component)
+        ready = [
+            p for p in pods
+            if p.metadata.uid != replaced.metadata.uid
+            and not p.metadata.deletion_timestamp
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        ]
+        return bool(ready), ready[0] if ready else [(p.metadata.name, p.status.phase) for p in pods]
+
+    return wait_until(f"a new Ready {component} pod", probe, REPLACEMENT_READY_TIMEOUT_SECONDS)
