@@ -7,14 +7,20 @@ manifest (macros, ephemeral parents) and a release needs run-time vars (its id).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 from dagster.components.utils.defs_state import DefsStateConfig
-from dagster_dbt import DbtProject, DbtProjectComponent
+from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from dagster_code.release_vars import release_dbt_vars
+from dagster_code.retries import (
+    lost_warehouse_connection,
+    mark_retryable_after_lost_connection,
+    restore_step_failure_policy,
+)
 from dagster_code.translator import apply_project_conventions
 
 
@@ -37,3 +43,16 @@ class AnalyticsDbtProjectComponent(DbtProjectComponent):
 
     def get_cli_args(self, context: dg.AssetExecutionContext) -> list[str]:
         return [*super().get_cli_args(context), "--vars", json.dumps(release_dbt_vars(context))]
+
+    def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        restore_step_failure_policy(context)
+        try:
+            yield from super().execute(context, dbt)
+        except DagsterDbtCliRuntimeError as error:
+            if lost_warehouse_connection(str(error)):
+                context.log.warning(
+                    "dbt lost its connection to the warehouse (not a model or test failure): this "
+                    "run's failure is marked retryable, so its retry builds what is missing."
+                )
+                mark_retryable_after_lost_connection(context)
+            raise
