@@ -75,3 +75,7 @@ down: ## Uninstall the release and delete the kind cluster.
 .PHONY: k8s-test
 k8s-test: setup ## The cluster suites (acceptance + chaos); K8S_TEST_ARGS="--kind-cluster dagster-dbt-k8s --keep-cluster" reuses one.
 	hack/test.sh k8s_tests $(K8S_TEST_ARGS)
+
+.PHONY: bench
+bench: setup ## Recovery benchmark on its own kind cluster; BENCH_ARGS="--quick" for a one-repetition check.
+	uv run --frozen python -m k8s_tests.bench $(BENCH_ARGS)

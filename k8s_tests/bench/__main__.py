@@ -1,0 +1,76 @@
+"""`python -m k8s_tests.bench [--quick] [--repetitions N] [--kind-cluster NAME]` (`make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from k8s_tests.bench import cases
+from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
+from k8s_tests.bench.report import Results, machine_summary
+from k8s_tests.chaos.fixtures import Deployment
+from k8s_tests.cluster_fixtures import ARTIFACTS_DIR
+
+DEFAULT_REPETITIONS = 3
+OUTPUT_DIR = ARTIFACTS_DIR / "bench"
+# The images come from `make image`; the raw data is (re)loaded so every release reads the same rows.
+DEFAULT_UP_STEPS = "load install port-forward raw-data"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m k8s_tests.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one repetition of each case: a check that it all works")
+    parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS, help=f"samples per case (default {DEFAULT_REPETITIONS})")
+    parser.add_argument("--kind-cluster", metavar="NAME", help="an existing kind cluster (default: create or reuse dagster-dbt-k8s-bench)")
+    parser.add_argument("--up-steps", default=DEFAULT_UP_STEPS, help=f"hack/up.sh steps before measuring (default: {DEFAULT_UP_STEPS!r})")
+    parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help=f"where results.json and results.md go (default {OUTPUT_DIR})")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repetitions = 1
+    return args
+
+
+def run_cases(deployment: Deployment, results: Results, repetitions: int) -> None:
+    """Faults under the chart's poll interval first, then under Dagster's default; the other cases
+    run under the chart's."""
+    chart_poll = chart_default_poll_interval()
+    chart_label = f"poll {chart_poll}s (chart default)"
+    dagster_label = f"poll {cases.DAGSTER_DEFAULT_POLL_SECONDS}s (Dagster default)"
+    set_poll_interval(deployment, chart_poll)
+    for repetition in range(1, repetitions + 1):
+        print(f"== repetition {repetition}/{repetitions}, {chart_label}", flush=True)
+        cases.retry_strategies(deployment, results, chart_label)
+        cases.recovery_latency(deployment, results, chart_label, ["hard kill"])
+        cases.pool_handover(deployment, results)
+        cases.code_location_cold_start(deployment, results)
+    set_poll_interval(deployment, cases.DAGSTER_DEFAULT_POLL_SECONDS)
+    for repetition in range(1, repetitions + 1):
+        print(f"== repetition {repetition}/{repetitions}, {dagster_label}", flush=True)
+        cases.recovery_latency(deployment, results, dagster_label, ["eviction", "hard kill"])
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    start = time.monotonic()
+    results = Results(command=shlex.join(["python", "-m", "k8s_tests.bench", *argv]), machine=machine_summary())
+    cluster = bench_cluster(args.kind_cluster)
+    deployment = install(cluster, args.up_steps)
+    try:
+        run_cases(deployment, results, args.repetitions)
+    except Exception as error:
+        traceback.print_exc()
+        results.error = f"{type(error).__name__}: {error}"[:2000]
+    finally:
+        deployment.webserver.stop()
+        deployment.postgresql.stop()
+        table = results.write(args.output_dir)
+    print(f"\n{table.read_text()}\nwritten: {table} and results.json beside it; {time.monotonic() - start:.0f}s in all")
+    return 1 if results.error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,274 @@
+"""The benchmark's cases (issue 6). Each repetition of a case adds one sample per metric.
+
+Faults are the chaos suite's own (`evict`, `kill_without_grace`), landing at the same point of a
+release: `int_orders_enriched` sleeps (the slow-model tag) after the staging models and
+`release/blue_prepared` are materialized. Times come from Dagster's event log and run records,
+and from Kubernetes for the run pod's container start; the kind node shares the host's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+
+from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
+from k8s_tests.bench.deployment import wait_location_loaded
+from k8s_tests.bench.report import Results
+from k8s_tests.chaos.dagster_api import DagsterApi, Run
+from k8s_tests.chaos.fixtures import FULLNAME, Deployment
+from k8s_tests.chaos.release_checks import (
+    DONE_BEFORE_FAULT,
+    RELEASE_JOB,
+    RELEASE_TIMEOUT_SECONDS,
+    SLOW_MODEL,
+    SLOW_MODEL_TAG,
+    failure_messages,
+    wait_run_finished,
+)
+from k8s_tests.chaos.test_chaos_release import evict, kill_without_grace, running_run_pod
+from k8s_tests.cluster_fixtures import wait_until
+
+# Long enough for the fault to land while the slow model sleeps, short enough to keep runs short.
+SLOW_MODEL_SECONDS = 30
+RETRY_STRATEGY_TAG = "dagster/retry_strategy"
+DBT_STEP = "dbt_models"
+# Dagster's own run-monitoring poll interval when the instance sets none.
+DAGSTER_DEFAULT_POLL_SECONDS = 120
+SNAPSHOT_JOB = "sales_snapshots_job"
+SNAPSHOT_STEP = "dbt_snapshots_sales"
+SNAPSHOT_RUNS = 4
+# Generous: the chaos suite runs on another cluster of the same two cores.
+REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
+# A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
+PARENT_FAILS_TIMEOUT_SECONDS = 600
+RETRY_CREATED_TIMEOUT_SECONDS = 300
+SNAPSHOT_RUNS_TIMEOUT_SECONDS = 900
+CODE_LOCATION_RESTART_TIMEOUT_SECONDS = 600
+CODE_SERVER_STARTED_LINE = "Started Dagster code server for module"
+# Engine events the run launcher and the run worker write, in order.
+JOB_CREATED_MESSAGE = "Kubernetes run worker job created"
+WORKER_STARTED_MESSAGE = "Started process for run"
+
+Fault = Callable[[Deployment, client.V1Pod], None]
+FAULTS: dict[str, Fault] = {"eviction": evict, "hard kill": kill_without_grace}
+
+
+@dataclass(frozen=True)
+class FaultedRelease:
+    parent: Run
+    retry: Run
+    fault_at: float
+
+
+# --- Reading runs ------------------------------------------------------------------------------
+
+
+def event_time(events: list[dict[str, Any]], typename: str, step: str | None = None, message: str | None = None) -> float:
+    """Seconds since the epoch of the first event of that type (and step, and message prefix)."""
+    for event in events:
+        if (
+            event["__typename"] == typename
+            and (step is None or event.get("stepKey") == step)
+            and (message is None or message in (event.get("message") or ""))
+        ):
+            return int(event["timestamp"]) / 1000
+    raise LookupError(f"no {typename} event (step {step}, message {message!r}) in the run's event log")
+
+
+def run_pod_started_at(deployment: Deployment, run_id: str) -> float:
+    """When the run worker's container started (running or since finished)."""
+    for pod in deployment.run_pods(run_id):
+        for status in pod.status.container_statuses or []:
+            state = status.state.running or status.state.terminated
+            if state is not None and state.started_at is not None:
+                return state.started_at.timestamp()
+    raise LookupError(f"no started container in the run pods of {run_id} (Job dagster-run-{run_id})")
+
+
+def wait_success(api: DagsterApi, run_id: str, what: str) -> Run:
+    run = wait_run_finished(api, run_id, RELEASE_TIMEOUT_SECONDS, what)
+    if run.status != "SUCCESS":
+        raise RuntimeError(f"{what} {run_id} ended {run.status}:\n{failure_messages(api, run_id)}")
+    return run
+
+
+def release(deployment: Deployment, results: Results) -> Run:
+    """An uninterrupted release with the same slow model as the faulted ones; its launch overhead
+    is recorded (case 4)."""
+    api = deployment.api
+    start = time.monotonic()
+    run = wait_success(api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)}), "an uninterrupted release")
+    print(f"uninterrupted release {run.run_id}: {time.monotonic() - start:.0f}s", flush=True)
+    record_launch_overhead(deployment, run, results)
+    return run
+
+
+def faulted_release(deployment: Deployment, fault: Fault, strategy: str) -> FaultedRelease:
+    """A release whose run pod gets `fault` while the slow model sleeps, retried with `strategy`
+    (a launch-time tag, which overrides the job's tag: checked on the retry)."""
+    api = deployment.api
+    start = time.monotonic()
+    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS), RETRY_STRATEGY_TAG: strategy})
+
+    def reached_slow_model() -> tuple[bool, object]:
+        done = set(api.materializations(parent_id))
+        run = api.run(parent_id)
+        if run.finished:
+            raise RuntimeError(f"release {parent_id} ended {run.status} before the fault")
+        return done >= DONE_BEFORE_FAULT, (run.status, sorted(done))
+
+    wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, REACH_SLOW_MODEL_TIMEOUT_SECONDS)
+    if SLOW_MODEL in api.materializations(parent_id):
+        raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise SLOW_MODEL_SECONDS")
+    pod = running_run_pod(deployment, parent_id)
+    fault_at = time.time()
+    fault(deployment, pod)
+
+    parent = wait_run_finished(api, parent_id, PARENT_FAILS_TIMEOUT_SECONDS, "the faulted release")
+    if parent.status != "FAILURE":
+        raise RuntimeError(f"the faulted release {parent_id} ended {parent.status}, not FAILURE")
+
+    def retry_created() -> tuple[bool, object]:
+        children = api.children(parent_id)
+        return len(children) == 1, children or api.run(parent_id).tags
+
+    (retry,) = wait_until(f"one retry of {parent_id}", retry_created, RETRY_CREATED_TIMEOUT_SECONDS)
+    retry = wait_success(api, retry.run_id, "the retry")
+    if retry.tags.get(RETRY_STRATEGY_TAG) != strategy:
+        raise RuntimeError(f"retry {retry.run_id} has {RETRY_STRATEGY_TAG}={retry.tags.get(RETRY_STRATEGY_TAG)}, launched with {strategy}")
+    print(f"faulted release {parent_id} ({strategy}) and its retry: {time.monotonic() - start:.0f}s", flush=True)
+    return FaultedRelease(parent=parent, retry=retry, fault_at=fault_at)
+
+
+# --- Cases -------------------------------------------------------------------------------------
+
+
+def retry_strategies(deployment: Deployment, results: Results, poll_label: str) -> None:
+    """Case 1: the same eviction under each retry strategy, against an uninterrupted release.
+    The FROM_ASSET_FAILURE one also gives case 2's eviction latency at this poll setting."""
+    case = "1 re-executed work"
+    api = deployment.api
+    uninterrupted = release(deployment, results)
+    uninterrupted_seconds = uninterrupted.end_time - uninterrupted.creation_time
+    results.add(case, "uninterrupted release wall time", "s", uninterrupted_seconds)
+    for strategy in RETRY_STRATEGIES:
+        faulted = faulted_release(deployment, evict, strategy)
+        done_before = set(api.materializations(faulted.parent.run_id))
+        redone = set(api.materializations(faulted.retry.run_id)) & done_before
+        results.add(case, "assets materialized before the eviction", "assets", len(done_before))
+        results.add(case, f"{strategy}: re-executed / materialized before eviction", "ratio", len(redone) / len(done_before))
+        group_seconds = faulted.retry.end_time - faulted.parent.creation_time
+        results.add(case, f"{strategy}: group wall time / uninterrupted", "ratio", group_seconds / uninterrupted_seconds)
+        record_launch_overhead(deployment, faulted.retry, results)
+        if strategy == DEFAULT_RETRY_STRATEGY:
+            record_recovery_latency(deployment, faulted, "eviction", poll_label, results)
+
+
+def recovery_latency(deployment: Deployment, results: Results, poll_label: str, faults: list[str]) -> None:
+    """Case 2: fault to parent failed, retry created, retry pod running, group SUCCESS."""
+    for fault_name in faults:
+        faulted = faulted_release(deployment, FAULTS[fault_name], DEFAULT_RETRY_STRATEGY)
+        record_recovery_latency(deployment, faulted, fault_name, poll_label, results)
+        record_launch_overhead(deployment, faulted.retry, results)
+
+
+def record_recovery_latency(deployment: Deployment, faulted: FaultedRelease, fault_name: str, poll_label: str, results: Results) -> None:
+    case = f"2 recovery latency, {poll_label}"
+    since_fault = {
+        "parent marked failed": faulted.parent.end_time,
+        "retry run created": faulted.retry.creation_time,
+        "retry pod running": run_pod_started_at(deployment, faulted.retry.run_id),
+        "group SUCCESS": faulted.retry.end_time,
+    }
+    for milestone, at in since_fault.items():
+        results.add(case, f"{fault_name} -> {milestone}", "s", at - faulted.fault_at)
+
+
+def record_launch_overhead(deployment: Deployment, run: Run, results: Results) -> None:
+    """Case 4, per successful release run: where the time goes from queued to dbt's first model."""
+    case = "4 launch overhead"
+    events = deployment.api.events(run.run_id)
+    milestones = [
+        ("queued", event_time(events, "RunEnqueuedEvent")),
+        ("dequeued", event_time(events, "RunStartingEvent")),
+        ("Job created", event_time(events, "EngineEvent", message=JOB_CREATED_MESSAGE)),
+        ("run pod's container started", run_pod_started_at(deployment, run.run_id)),
+        ("worker process started", event_time(events, "EngineEvent", message=WORKER_STARTED_MESSAGE)),
+        ("run started (definitions loaded)", event_time(events, "RunStartEvent")),
+        # The multiprocess executor starts a subprocess per step, which loads the definitions again.
+        ("first step started", event_time(events, "ExecutionStepStartEvent")),
+        ("dbt step started", event_time(events, "ExecutionStepStartEvent", step=DBT_STEP)),
+        ("first dbt model materialized", event_time(events, "MaterializationEvent", step=DBT_STEP)),
+    ]
+    for (start_name, start), (end_name, end) in zip(milestones, milestones[1:]):
+        results.add(case, f"{start_name} -> {end_name}", "s", end - start)
+    results.add(case, "queued -> first dbt model materialized", "s", milestones[-1][1] - milestones[0][1])
+
+
+def code_location_cold_start(deployment: Deployment, results: Results) -> None:
+    """Case 4: the code location restarted (a rollout, as on an upgrade): restart -> container
+    started -> code server serving (its own log line)."""
+    case = "4 code location cold start"
+    name = f"{FULLNAME}-code-location"
+    apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
+    old_pods = {p.metadata.name for p in deployment.component_pods("code-location")}
+    restarted_at = time.time()
+    stamp = datetime.now(timezone.utc).isoformat()
+    apps_v1.patch_namespaced_deployment(
+        name, deployment.namespace,
+        {"spec": {"template": {"metadata": {"annotations": {"bench.dagster-dbt-k8s/restarted-at": stamp}}}}},
+    )
+
+    def new_pod_serving() -> tuple[bool, object]:
+        pods = deployment.component_pods("code-location")
+        new = [p for p in pods if p.metadata.name not in old_pods]
+        if len(new) != 1 or len(pods) != 1:
+            return False, [(p.metadata.name, p.status.phase) for p in pods]
+        log = deployment.core_v1.read_namespaced_pod_log(
+            new[0].metadata.name, deployment.namespace, timestamps=True, _preload_content=False
+        ).data.decode()
+        started = [line for line in log.splitlines() if CODE_SERVER_STARTED_LINE in line]
+        return bool(started), (new[0], started[0] if started else new[0].status.phase)
+
+    pod, started_line = wait_until("the restarted code location to serve", new_pod_serving, CODE_LOCATION_RESTART_TIMEOUT_SECONDS)
+    # Kubernetes stamps nanoseconds; Python parses microseconds.
+    serving_at = datetime.fromisoformat(started_line.split()[0][:26] + "+00:00").timestamp()
+    container_started_at = pod.status.container_statuses[0].state.running.started_at.timestamp()
+    results.add(case, "restart -> container started", "s", container_started_at - restarted_at)
+    results.add(case, "container started -> code server serving", "s", serving_at - container_started_at)
+    results.add(case, "restart -> code server serving", "s", serving_at - restarted_at)
+    # The next run must find the location loaded again in the webserver.
+    wait_location_loaded(deployment)
+
+
+def pool_handover(deployment: Deployment, results: Results) -> None:
+    """Case 5: SNAPSHOT_RUNS snapshot runs queued together on the limit-1 pool: the idle gap
+    between one snapshot step ending and the next one starting."""
+    case = "5 pool hand-over"
+    api = deployment.api
+    start = time.monotonic()
+    run_ids = [api.launch_run(SNAPSHOT_JOB) for _ in range(SNAPSHOT_RUNS)]
+
+    def all_finished() -> tuple[bool, object]:
+        runs = [api.run(run_id) for run_id in run_ids]
+        return all(run.finished for run in runs), [run.status for run in runs]
+
+    wait_until(f"{SNAPSHOT_RUNS} {SNAPSHOT_JOB} runs to finish", all_finished, SNAPSHOT_RUNS_TIMEOUT_SECONDS)
+    steps = []
+    for run_id in run_ids:
+        wait_success(api, run_id, SNAPSHOT_JOB)
+        events = api.events(run_id)
+        steps.append((event_time(events, "ExecutionStepStartEvent", SNAPSHOT_STEP), event_time(events, "ExecutionStepSuccessEvent", SNAPSHOT_STEP)))
+    steps.sort()
+    print(f"{SNAPSHOT_RUNS} snapshot runs: {time.monotonic() - start:.0f}s", flush=True)
+    for (_, previous_end), (next_start, _) in zip(steps, steps[1:]):
+        if next_start < previous_end:
+            raise RuntimeError(f"two {SNAPSHOT_STEP} steps overlapped: the pool's limit 1 did not hold ({steps})")
+        results.add(case, "snapshot step ended -> next one started (idle)", "s", next_start - previous_end)
+    for step_start, step_end in steps:
+        results.add(case, "snapshot step duration", "s", step_end - step_start)

@@ -1,0 +1,131 @@
+"""The benchmark's cluster and Helm release: the same scripts and fixtures as the chaos suite
+(k8s_tests/cluster/up.sh, hack/up.sh through `run_up`), in a cluster and namespace of its own."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import time
+
+import yaml
+from kubernetes import client, config
+
+from k8s_tests.chaos.fixtures import (
+    CODE_LOCATION,
+    FULLNAME,
+    HEALTHY_TIMEOUT_SECONDS,
+    PASSWORD_KEY,
+    POSTGRESQL_SERVICE,
+    RELEASE_NAME,
+    WEBSERVER_SERVICE,
+    Deployment,
+    PortForward,
+    run_up,
+)
+from k8s_tests.cluster_fixtures import CLUSTER_UP, CLUSTER_UP_TIMEOUT_SECONDS, REPO_ROOT, KindCluster, cache_dir, tool, wait_until
+
+# Its own cluster, so a benchmark never touches a developer's cluster or CI's.
+BENCH_CLUSTER_NAME = "dagster-dbt-k8s-bench"
+BENCH_NAMESPACE = "dagster-bench"
+CHART_VALUES = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "values.yaml"
+DAEMON_DEPLOYMENT = f"{FULLNAME}-daemon"
+POLL_INTERVAL_VALUE = "dagsterDaemon.runMonitoring.pollIntervalSeconds"
+# The daemon restarts on a config change (checksum annotation) and loads the workspace again.
+DAEMON_RESTART_TIMEOUT_SECONDS = 600
+# Pods that restart when the instance config changes (checksum annotation).
+RESTARTED_COMPONENTS = ("daemon", "webserver", "code-location")
+# Run monitoring fails dead runs; the event log consumer launches their retries.
+RECOVERY_DAEMONS = ("MONITORING", "EVENT_LOG_CONSUMER")
+# Daemons heartbeat every 30 s or so, after the workspace has loaded.
+DAEMON_HEARTBEAT_TIMEOUT_SECONDS = 300
+
+
+def bench_cluster(existing_name: str | None) -> KindCluster:
+    """--kind-cluster NAME if given (it must exist), else the benchmark's own cluster, created or
+    reused by k8s_tests/cluster/up.sh (the script behind `make cluster`)."""
+    kubeconfig = cache_dir() / f"kubeconfig-{existing_name or BENCH_CLUSTER_NAME}"
+    if existing_name:
+        clusters = subprocess.run([tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60)
+        if existing_name not in clusters.stdout.split():
+            raise SystemExit(f"--kind-cluster {existing_name}: no such kind cluster (kind get clusters); run `make cluster`")
+        name = existing_name
+    else:
+        name = BENCH_CLUSTER_NAME
+        env = {**os.environ, "CLUSTER_NAME": name, "KUBECONFIG_PATH": str(kubeconfig)}
+        subprocess.run([str(CLUSTER_UP), "single"], check=True, env=env, timeout=CLUSTER_UP_TIMEOUT_SECONDS)
+    kubeconfig.write_text(
+        subprocess.run([tool("kind"), "get", "kubeconfig", "--name", name], check=True, text=True, capture_output=True, timeout=60).stdout
+    )
+    return KindCluster(name=name, kubeconfig=kubeconfig)
+
+
+def install(cluster: KindCluster, up_steps: str) -> Deployment:
+    """hack/up.sh with the kind test values into BENCH_NAMESPACE, then the handles the cases use."""
+    run_up(cluster, BENCH_NAMESPACE, up_steps)
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    core_v1 = client.CoreV1Api(api_client)
+    secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", BENCH_NAMESPACE)
+    deployment = Deployment(
+        cluster=cluster,
+        namespace=BENCH_NAMESPACE,
+        core_v1=core_v1,
+        batch_v1=client.BatchV1Api(api_client),
+        webserver=PortForward(cluster.kubeconfig, BENCH_NAMESPACE, f"svc/{WEBSERVER_SERVICE}", 80),
+        postgresql=PortForward(cluster.kubeconfig, BENCH_NAMESPACE, f"svc/{POSTGRESQL_SERVICE}", 5432),
+        password=base64.b64decode(secret.data[PASSWORD_KEY]).decode(),
+    )
+    wait_location_loaded(deployment)
+    return deployment
+
+
+def wait_location_loaded(deployment: Deployment) -> None:
+    def loaded() -> tuple[bool, str]:
+        status = deployment.api.location_status()
+        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
+
+    wait_until("the webserver to answer and the code location to load", loaded, HEALTHY_TIMEOUT_SECONDS)
+
+
+def chart_default_poll_interval() -> int:
+    """The chart's shipped run-monitoring poll interval, read from values.yaml (its one place)."""
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    return int(values["dagsterDaemon"]["runMonitoring"]["pollIntervalSeconds"])
+
+
+def set_poll_interval(deployment: Deployment, seconds: int) -> None:
+    """`helm upgrade --reuse-values --set` the daemon's run-monitoring poll interval, then waits until
+    the old daemon pod is gone and the new one is ready: a fault before that would be watched by
+    the old setting."""
+    start = time.monotonic()
+    subprocess.run(
+        [tool("helm"), "--kubeconfig", str(deployment.cluster.kubeconfig), "upgrade", RELEASE_NAME,
+         str(CHART_VALUES.parent), "-n", deployment.namespace, "--reuse-values",
+         "--set", f"{POLL_INTERVAL_VALUE}={seconds}", "--wait", "--timeout", "10m"],
+        check=True, capture_output=True, text=True, timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
+    )
+
+    def one_ready_pod_each() -> tuple[bool, object]:
+        pods = {component: deployment.component_pods(component) for component in RESTARTED_COMPONENTS}
+        ready = all(
+            len(found) == 1 and any(c.type == "Ready" and c.status == "True" for c in found[0].status.conditions or [])
+            for found in pods.values()
+        )
+        return ready, {component: [(p.metadata.name, p.status.phase) for p in found] for component, found in pods.items()}
+
+    wait_until(f"the daemon, webserver and code location to restart with {POLL_INTERVAL_VALUE}={seconds}", one_ready_pod_each, DAEMON_RESTART_TIMEOUT_SECONDS)
+    # The port-forward went to the old webserver pod.
+    deployment.webserver.stop()
+    wait_location_loaded(deployment)
+    (daemon,) = deployment.component_pods("daemon")
+    restarted_at = daemon.status.container_statuses[0].state.running.started_at.timestamp()
+
+    def heartbeats_since_restart() -> tuple[bool, object]:
+        statuses = deployment.api.query(
+            "{ instance { daemonHealth { allDaemonStatuses { daemonType lastHeartbeatTime } } } }"
+        )["instance"]["daemonHealth"]["allDaemonStatuses"]
+        beats = {s["daemonType"]: s["lastHeartbeatTime"] or 0 for s in statuses}
+        return all(beats.get(d, 0) > restarted_at for d in RECOVERY_DAEMONS), beats
+
+    wait_until(f"the new daemon's {' and '.join(RECOVERY_DAEMONS)} daemons to heartbeat", heartbeats_since_restart, DAEMON_HEARTBEAT_TIMEOUT_SECONDS)
+    print(f"run monitoring poll interval set to {seconds}s; daemon restarted in {time.monotonic() - start:.0f}s", flush=True)
