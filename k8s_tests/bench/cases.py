@@ -20,6 +20,7 @@ from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench.deployment import wait_location_loaded
 from k8s_tests.bench.report import Results
 from k8s_tests.chaos.dagster_api import DagsterApi, Run
+from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.chaos.fixtures import FULLNAME, Deployment
 from k8s_tests.chaos.release_checks import (
     DONE_BEFORE_FAULT,
@@ -28,9 +29,9 @@ from k8s_tests.chaos.release_checks import (
     SLOW_MODEL,
     SLOW_MODEL_TAG,
     failure_messages,
+    wait_retry,
     wait_run_finished,
 )
-from k8s_tests.chaos.test_chaos_release import evict, kill_without_grace, running_run_pod
 from k8s_tests.cluster_fixtures import wait_until
 
 # Long enough for the fault to land while the slow model sleeps, short enough to keep runs short.
@@ -46,7 +47,6 @@ SNAPSHOT_RUNS = 4
 REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
 # A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
 PARENT_FAILS_TIMEOUT_SECONDS = 600
-RETRY_CREATED_TIMEOUT_SECONDS = 300
 SNAPSHOT_RUNS_TIMEOUT_SECONDS = 900
 CODE_LOCATION_RESTART_TIMEOUT_SECONDS = 600
 CODE_SERVER_STARTED_LINE = "Started Dagster code server for module"
@@ -133,12 +133,7 @@ def faulted_release(deployment: Deployment, fault: Fault, strategy: str) -> Faul
     if parent.status != "FAILURE":
         raise RuntimeError(f"the faulted release {parent_id} ended {parent.status}, not FAILURE")
 
-    def retry_created() -> tuple[bool, object]:
-        children = api.children(parent_id)
-        return len(children) == 1, children or api.run(parent_id).tags
-
-    (retry,) = wait_until(f"one retry of {parent_id}", retry_created, RETRY_CREATED_TIMEOUT_SECONDS)
-    retry = wait_success(api, retry.run_id, "the retry")
+    retry = wait_success(api, wait_retry(api, parent_id).run_id, "the retry")
     if retry.tags.get(RETRY_STRATEGY_TAG) != strategy:
         raise RuntimeError(f"retry {retry.run_id} has {RETRY_STRATEGY_TAG}={retry.tags.get(RETRY_STRATEGY_TAG)}, launched with {strategy}")
     print(f"faulted release {parent_id} ({strategy}) and its retry: {time.monotonic() - start:.0f}s", flush=True)
