@@ -8,19 +8,10 @@ set -o errexit -o nounset -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
-KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
-NAMESPACE="${NAMESPACE:-dagster}"
-RELEASE_NAME="${RELEASE_NAME:-dagster}"
-PORT_FORWARD_PID_FILE="${CACHE_DIR}/port-forward-${CLUSTER_NAME}-${NAMESPACE}.pid"
-UNINSTALL_TIMEOUT="${UNINSTALL_TIMEOUT:-5m}"
+# shellcheck source=deployment.sh
+source "$(dirname "${BASH_SOURCE[0]}")/deployment.sh"
 
-stop_port_forward() {
-  if [[ -f "${PORT_FORWARD_PID_FILE}" ]]; then
-    kill "$(cat "${PORT_FORWARD_PID_FILE}")" 2>/dev/null || true
-    rm -f "${PORT_FORWARD_PID_FILE}"
-  fi
-}
+UNINSTALL_TIMEOUT="${UNINSTALL_TIMEOUT:-5m}"
 
 uninstall_release() {
   local clusters=""

@@ -21,11 +21,9 @@ set -o errexit -o nounset -o pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=deployment.sh
+source "$(dirname "${BASH_SOURCE[0]}")/deployment.sh"
 
-CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
-KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
-NAMESPACE="${NAMESPACE:-dagster}"
-RELEASE_NAME="${RELEASE_NAME:-dagster}"
 VALUES_FILES="${VALUES_FILES:-}"
 HELM_TIMEOUT="${HELM_TIMEOUT:-10m}"
 LOCAL_PORT="${LOCAL_PORT:-3000}"
@@ -39,8 +37,6 @@ FULLNAME="${RELEASE_NAME}-dagster-dbt-k8s"
 [[ "${RELEASE_NAME}" == *dagster-dbt-k8s* ]] && FULLNAME="${RELEASE_NAME}"
 WEBSERVER_SERVICE="${FULLNAME}-webserver"
 CODE_LOCATION_NAME="dagster-dbt"
-PORT_FORWARD_PID_FILE="${CACHE_DIR}/port-forward-${CLUSTER_NAME}-${NAMESPACE}.pid"
-PORT_FORWARD_LOG="${CACHE_DIR}/port-forward-${CLUSTER_NAME}-${NAMESPACE}.log"
 GRAPHQL_URL="http://127.0.0.1:${LOCAL_PORT}/graphql"
 
 kubectl_ns() {
@@ -88,13 +84,6 @@ step_install() {
       kubectl_ns get pods -o wide >&2 || true
       die "helm upgrade --install ${RELEASE_NAME} did not become ready within ${HELM_TIMEOUT}; pods above"
     }
-}
-
-stop_port_forward() {
-  if [[ -f "${PORT_FORWARD_PID_FILE}" ]]; then
-    kill "$(cat "${PORT_FORWARD_PID_FILE}")" 2>/dev/null || true
-    rm -f "${PORT_FORWARD_PID_FILE}"
-  fi
 }
 
 graphql() {

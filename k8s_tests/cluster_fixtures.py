@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
+from dagster_code.local.cache import cache_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_UP = REPO_ROOT / "k8s_tests" / "cluster" / "up.sh"
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -44,14 +46,6 @@ def read_versions() -> dict[str, str]:
             key, value = line.split("=", 1)
             versions[key] = value
     return versions
-
-
-def cache_dir() -> Path:
-    """Same rule as hack/lib.sh."""
-    if "DAGSTER_DBT_K8S_CACHE" in os.environ:
-        return Path(os.environ["DAGSTER_DBT_K8S_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "dagster-dbt-k8s"
 
 
 def tool(name: str) -> str:

@@ -17,15 +17,12 @@ import dagster as dg
 import psycopg
 
 from dagster_code import raw_data
+from dagster_code.local.cache import cache_dir
 from dagster_code.local.instance import apply_pool_limits, instance_config, pool_limits, write_dagster_home
 from dagster_code.local.postgres_server import start_postgres_server
 from dagster_code.project import dbt_project_dir
 
-CACHE_DIR = Path(
-    os.environ.get("DAGSTER_DBT_K8S_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dagster-dbt-k8s"
-)
-DEV_ROOT = CACHE_DIR / "dev"
+DEV_ROOT = cache_dir() / "dev"
 # PostgreSQL runs as the 'postgres' user when we are root (it refuses root), and that user
 # cannot enter root's home: the data then lives under /var/tmp, which also survives reboots.
 POSTGRES_ROOT = Path(

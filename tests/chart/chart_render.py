@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dagster_code.local.cache import cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "dagster-dbt-k8s"
@@ -27,10 +28,7 @@ POD_KINDS = {"Deployment", "StatefulSet", "Job", "Pod", "DaemonSet", "ReplicaSet
 
 def cache_bin() -> Path:
     """CACHE_BIN of hack/lib.sh, where hack/install-helm.sh puts helm."""
-    cache_dir = os.environ.get("DAGSTER_DBT_K8S_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    ) / "dagster-dbt-k8s"
-    return Path(cache_dir) / "bin"
+    return cache_dir() / "bin"
 
 
 
