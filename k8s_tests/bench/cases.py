@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
-from k8s_tests.bench.deployment import wait_location_loaded
+from k8s_tests.chaos.fixtures import wait_location_loaded
 from k8s_tests.bench.report import Results
 from k8s_tests.chaos.dagster_api import DagsterApi, Run
 from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import time
@@ -12,16 +11,12 @@ import yaml
 from kubernetes import client, config
 
 from k8s_tests.chaos.fixtures import (
-    CODE_LOCATION,
     FULLNAME,
-    HEALTHY_TIMEOUT_SECONDS,
-    PASSWORD_KEY,
-    POSTGRESQL_SERVICE,
     RELEASE_NAME,
-    WEBSERVER_SERVICE,
     Deployment,
-    PortForward,
+    connect,
     run_up,
+    wait_location_loaded,
 )
 from k8s_tests.cluster_fixtures import CLUSTER_UP, CLUSTER_UP_TIMEOUT_SECONDS, REPO_ROOT, KindCluster, cache_dir, tool, wait_until
 
@@ -64,27 +59,7 @@ def install(cluster: KindCluster, up_steps: str) -> Deployment:
     """hack/up.sh with the kind test values into BENCH_NAMESPACE, then the handles the cases use."""
     run_up(cluster, BENCH_NAMESPACE, up_steps)
     api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    core_v1 = client.CoreV1Api(api_client)
-    secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", BENCH_NAMESPACE)
-    deployment = Deployment(
-        cluster=cluster,
-        namespace=BENCH_NAMESPACE,
-        core_v1=core_v1,
-        batch_v1=client.BatchV1Api(api_client),
-        webserver=PortForward(cluster.kubeconfig, BENCH_NAMESPACE, f"svc/{WEBSERVER_SERVICE}", 80),
-        postgresql=PortForward(cluster.kubeconfig, BENCH_NAMESPACE, f"svc/{POSTGRESQL_SERVICE}", 5432),
-        password=base64.b64decode(secret.data[PASSWORD_KEY]).decode(),
-    )
-    wait_location_loaded(deployment)
-    return deployment
-
-
-def wait_location_loaded(deployment: Deployment) -> None:
-    def loaded() -> tuple[bool, str]:
-        status = deployment.api.location_status()
-        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
-
-    wait_until("the webserver to answer and the code location to load", loaded, HEALTHY_TIMEOUT_SECONDS)
+    return connect(cluster, BENCH_NAMESPACE, client.CoreV1Api(api_client), client.BatchV1Api(api_client))
 
 
 def chart_default_poll_interval() -> int:

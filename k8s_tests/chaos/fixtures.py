@@ -191,6 +191,32 @@ def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[
     print(f"hack/up.sh ({steps}) took {time.monotonic() - start:.0f}s")
 
 
+def wait_location_loaded(deployment: Deployment, timeout: float = HEALTHY_TIMEOUT_SECONDS) -> None:
+    def loaded() -> tuple[bool, str]:
+        status = deployment.api.location_status()
+        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
+
+    wait_until("the webserver to answer and the code location to load", loaded, timeout)
+
+
+def connect(
+    cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api
+) -> Deployment:
+    """Handles on the chart installed in `namespace` (by run_up), once its code location has loaded."""
+    secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", namespace)
+    deployment = Deployment(
+        cluster=cluster,
+        namespace=namespace,
+        core_v1=core_v1,
+        batch_v1=batch_v1,
+        webserver=PortForward(cluster.kubeconfig, namespace, f"svc/{WEBSERVER_SERVICE}", 80),
+        postgresql=PortForward(cluster.kubeconfig, namespace, f"svc/{POSTGRESQL_SERVICE}", 5432),
+        password=base64.b64decode(secret.data[PASSWORD_KEY]).decode(),
+    )
+    wait_location_loaded(deployment)
+    return deployment
+
+
 @pytest.fixture(scope="session")
 def chaos_deployment(
     request: pytest.FixtureRequest, kind_cluster: KindCluster, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api
@@ -200,25 +226,7 @@ def chaos_deployment(
     namespace = CHAOS_NAMESPACE
     wait_namespace_gone(core_v1, namespace)
     run_up(kind_cluster, namespace, UP_STEPS)
-    secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", namespace)
-    password = base64.b64decode(secret.data[PASSWORD_KEY]).decode()
-    deployment = Deployment(
-        cluster=kind_cluster,
-        namespace=namespace,
-        core_v1=core_v1,
-        batch_v1=batch_v1,
-        webserver=PortForward(kind_cluster.kubeconfig, namespace, f"svc/{WEBSERVER_SERVICE}", 80),
-        postgresql=PortForward(kind_cluster.kubeconfig, namespace, f"svc/{POSTGRESQL_SERVICE}", 5432),
-        password=password,
-    )
-
-    def healthy() -> tuple[bool, str]:
-        api = deployment.api
-        api.version()
-        status = api.location_status()
-        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
-
-    wait_until("the webserver to answer and the code location to load", healthy, HEALTHY_TIMEOUT_SECONDS)
+    deployment = connect(kind_cluster, namespace, core_v1, batch_v1)
     with psycopg.connect(deployment.warehouse) as conn:
         conn.execute("select count(*) from raw.orders").fetchone()
     yield deployment

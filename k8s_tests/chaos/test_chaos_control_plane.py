@@ -10,7 +10,7 @@ import time
 from kubernetes import client
 
 from k8s_tests.chaos.faults import only_component_pod, wait_replacement_ready
-from k8s_tests.chaos.fixtures import CODE_LOCATION, Deployment
+from k8s_tests.chaos.fixtures import Deployment, wait_location_loaded
 from k8s_tests.chaos.release_checks import (
     RELEASE_JOB,
     SLOW_MODEL_SECONDS,
@@ -82,11 +82,7 @@ def test_code_location_pod_deleted_at_launch_and_mid_run(
     delete_pod(chaos_deployment, second)
     wait_replacement_ready(chaos_deployment, "code-location", second)
 
-    def location_loaded() -> tuple[bool, str]:
-        status = chaos_deployment.api.location_status()
-        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
-
-    wait_until("the webserver to reload the code location", location_loaded, LOCATION_RELOADED_TIMEOUT_SECONDS)
+    wait_location_loaded(chaos_deployment, LOCATION_RELOADED_TIMEOUT_SECONDS)
     group = wait_group_finished(api, root_id)
     green_reader.stop()
     report("code-location pod deleted at launch and mid-run", group, fault_at)
