@@ -39,7 +39,11 @@ ensure_tools() {
 node_image() {
   local source="${NODE_IMAGE_SOURCE}"
   if [[ "${source}" == auto ]]; then
-    if docker image inspect "${UPSTREAM_NODE_IMAGE}" >/dev/null 2>&1 ||
+    # A node image built here before means a machine without a registry: never try the network
+    # again (the build steps are cached, and rebuild only what a version change touched).
+    if [[ -s "${IMAGE_BUILD_DIR}/node-image" ]]; then
+      source=local
+    elif docker image inspect "${UPSTREAM_NODE_IMAGE}" >/dev/null 2>&1 ||
       timeout "${NODE_PULL_TIMEOUT}" docker pull "${UPSTREAM_NODE_IMAGE}" >&2; then
       source=upstream
     else
