@@ -2,8 +2,12 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/../hack/lib.sh"   (adjust the relative path)
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# PROJECT_IMAGE may come from the environment, to build and load another tag of the project image
+# (the benchmark's synthetic dbt projects) without replacing the one versions.env names.
+PROJECT_IMAGE_FROM_ENV="${PROJECT_IMAGE:-}"
 # shellcheck source=../versions.env
 source "${REPO_ROOT}/versions.env"
+PROJECT_IMAGE="${PROJECT_IMAGE_FROM_ENV:-${PROJECT_IMAGE}}"
 
 # Everything downloaded or built is cached here, outside the repository, keyed by version.
 CACHE_DIR="${DAGSTER_DBT_K8S_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/dagster-dbt-k8s}"
