@@ -49,24 +49,36 @@ def kill_without_grace(deployment: Deployment, pod: client.V1Pod) -> None:
     )
 
 
+def live_component_pods(deployment: Deployment, component: str) -> list[client.V1Pod]:
+    """The pods of a chart component (webserver, daemon, code-location, postgresql) not terminating."""
+    return [p for p in deployment.component_pods(component) if not p.metadata.deletion_timestamp]
+
+
 def only_component_pod(deployment: Deployment, component: str) -> client.V1Pod:
-    """The one live pod of a chart component (webserver, daemon, code-location, postgresql)."""
-    pods = [p for p in deployment.component_pods(component) if not p.metadata.deletion_timestamp]
+    """The one live pod of a single-replica component (webserver, daemon, postgresql)."""
+    pods = live_component_pods(deployment, component)
     assert len(pods) == 1, f"{component}: expected one live pod, found {[p.metadata.name for p in pods]}"
     return pods[0]
 
 
-def wait_replacement_ready(deployment: Deployment, component: str, replaced: client.V1Pod) -> client.V1Pod:
-    """Waits for the controller's new pod of `component` (another uid than `replaced`) to be Ready."""
+def wait_replacements_ready(deployment: Deployment, component: str, replaced: list[client.V1Pod]) -> list[client.V1Pod]:
+    """Waits for the controller's new pods of `component` (other uids than `replaced`, as many) to be Ready."""
+    replaced_uids = {p.metadata.uid for p in replaced}
 
     def probe() -> tuple[bool, object]:
         pods = deployment.component_pods(component)
         ready = [
             p for p in pods
-            if p.metadata.uid != replaced.metadata.uid
+            if p.metadata.uid not in replaced_uids
             and not p.metadata.deletion_timestamp
             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
         ]
-        return bool(ready), ready[0] if ready else [(p.metadata.name, p.status.phase) for p in pods]
+        done = len(ready) >= len(replaced)
+        return done, ready if done else [(p.metadata.name, p.status.phase) for p in pods]
 
-    return wait_until(f"a new Ready {component} pod", probe, REPLACEMENT_READY_TIMEOUT_SECONDS)
+    return wait_until(f"{len(replaced)} new Ready {component} pod(s)", probe, REPLACEMENT_READY_TIMEOUT_SECONDS)
+
+
+def wait_replacement_ready(deployment: Deployment, component: str, replaced: client.V1Pod) -> client.V1Pod:
+    """Waits for the controller's new pod of `component` (another uid than `replaced`) to be Ready."""
+    return wait_replacements_ready(deployment, component, [replaced])[0]

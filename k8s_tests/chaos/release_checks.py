@@ -194,6 +194,15 @@ def wait_group_finished(api: DagsterApi, root_id: str, timeout: float = 2 * RELE
     return wait_until(f"the run group of {root_id} to end", probe, timeout, interval=3)
 
 
+def wait_one_retry_finished(api: DagsterApi, parent_id: str) -> list[Run]:
+    """The run group of a failed parent once the one retry the retry daemon creates for it has
+    finished: [parent, retry], as they ended."""
+    retry = wait_retry(api, parent_id)
+    group = wait_group_finished(api, parent_id)
+    assert [run.run_id for run in group] == [parent_id, retry.run_id], [(run.run_id, run.status) for run in group]
+    return group
+
+
 def assert_group_exactly_once(deployment: Deployment, reference: Reference, group: list[Run]) -> None:
     """A release group that ended SUCCESS after any faults: each retry built exactly what the runs
     before it had not, every job asset was materialized exactly once across the group, and green

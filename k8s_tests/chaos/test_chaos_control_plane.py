@@ -9,7 +9,12 @@ import time
 
 from kubernetes import client
 
-from k8s_tests.chaos.faults import only_component_pod, wait_replacement_ready
+from k8s_tests.chaos.faults import (
+    live_component_pods,
+    only_component_pod,
+    wait_replacement_ready,
+    wait_replacements_ready,
+)
 from k8s_tests.chaos.fixtures import Deployment, wait_location_loaded
 from k8s_tests.chaos.release_checks import (
     RELEASE_JOB,
@@ -28,10 +33,12 @@ from k8s_tests.cluster_fixtures import wait_until
 LOCATION_RELOADED_TIMEOUT_SECONDS = 300
 
 
-def delete_pod(deployment: Deployment, pod: client.V1Pod) -> None:
-    """An ordinary delete (the pod's grace period): what a rollout, `kubectl delete pod` or a node
-    drain does to a Deployment's or StatefulSet's pod."""
-    deployment.core_v1.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+def delete_pods(deployment: Deployment, pods: list[client.V1Pod]) -> None:
+    """An ordinary delete (the pods' grace period): what a rollout, `kubectl delete pod` or a node
+    drain does to a Deployment's or StatefulSet's pods. Unlike an eviction, no disruption budget
+    holds it back."""
+    for pod in pods:
+        deployment.core_v1.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
 
 
 def report(label: str, group: list, fault_at: float) -> None:
@@ -51,7 +58,7 @@ def test_daemon_pod_deleted_mid_run(
     parent_id = launch_and_reach_slow_model(chaos_deployment)
     daemon = only_component_pod(chaos_deployment, "daemon")
     fault_at = time.time()
-    delete_pod(chaos_deployment, daemon)
+    delete_pods(chaos_deployment, [daemon])
     wait_replacement_ready(chaos_deployment, "daemon", daemon)
     group = wait_group_finished(chaos_deployment.api, parent_id)
     green_reader.stop()
@@ -63,29 +70,29 @@ def test_daemon_pod_deleted_mid_run(
 def test_code_location_pod_deleted_at_launch_and_mid_run(
     chaos_deployment: Deployment, reference: Reference, green_reader: GreenReader
 ) -> None:
-    """Scenario 7. Deleted right after the release is submitted (while the daemon dequeues and
-    launches it), and again while the run builds: the run pod carries the code in its image, so
-    the release completes; the webserver reloads the location from the new pod."""
+    """Scenario 7. Every code server deleted right after the release is submitted (while the
+    daemon dequeues and launches it), and again while the run builds: the run pod carries the code
+    in its image, so the release completes; the webserver reloads the location from the new pods."""
     api = chaos_deployment.api
-    first = only_component_pod(chaos_deployment, "code-location")
+    first = live_component_pods(chaos_deployment, "code-location")
     root_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)})
     chaos_deployment.runs_to_save.append(root_id)
     fault_at = time.time()
-    delete_pod(chaos_deployment, first)
-    second = wait_replacement_ready(chaos_deployment, "code-location", first)
+    delete_pods(chaos_deployment, first)
+    second = wait_replacements_ready(chaos_deployment, "code-location", first)
 
     def building() -> tuple[bool, object]:
         run = api.run(root_id)
         return run.status in {"STARTED", "SUCCESS", "FAILURE"}, run.status
 
     wait_until(f"the release {root_id} to start", building, LOCATION_RELOADED_TIMEOUT_SECONDS)
-    delete_pod(chaos_deployment, second)
-    wait_replacement_ready(chaos_deployment, "code-location", second)
+    delete_pods(chaos_deployment, second)
+    wait_replacements_ready(chaos_deployment, "code-location", second)
 
     wait_location_loaded(chaos_deployment, LOCATION_RELOADED_TIMEOUT_SECONDS)
     group = wait_group_finished(api, root_id)
     green_reader.stop()
-    report("code-location pod deleted at launch and mid-run", group, fault_at)
+    report("every code-location pod deleted at launch and mid-run", group, fault_at)
     assert group[-1].status == "SUCCESS", failure_messages(api, group[-1].run_id)
     assert_group_exactly_once(chaos_deployment, reference, group)
     assert_reader_saw_one_release_at_a_time(green_reader, root_id)
@@ -101,7 +108,7 @@ def test_postgresql_pod_restarted_mid_run(
     parent_id = launch_and_reach_slow_model(chaos_deployment)
     postgresql = only_component_pod(chaos_deployment, "postgresql")
     fault_at = time.time()
-    delete_pod(chaos_deployment, postgresql)
+    delete_pods(chaos_deployment, [postgresql])
     wait_replacement_ready(chaos_deployment, "postgresql", postgresql)
     group = wait_group_finished(api, parent_id)
     green_reader.stop()

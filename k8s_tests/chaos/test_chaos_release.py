@@ -20,8 +20,7 @@ from k8s_tests.chaos.release_checks import (
     assert_reader_saw_one_release_at_a_time,
     launch_and_reach_slow_model,
     run_release,
-    wait_group_finished,
-    wait_retry,
+    wait_one_retry_finished,
     wait_run_finished,
 )
 from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_contents
@@ -47,8 +46,7 @@ def assert_recovered_by_one_retry(
     assert parent.status == "FAILURE"
     assert parent.tags.get("dagster/failure_reason") in expected_failure_reasons, parent.tags
     assert parent.tags.get("dagster/will_retry") == "true", parent.tags
-    wait_retry(api, parent_id)
-    group = wait_group_finished(api, parent_id)
+    group = wait_one_retry_finished(api, parent_id)
     reader.stop()
     retry = group[-1]
     print(
@@ -58,7 +56,6 @@ def assert_recovered_by_one_retry(
         f"fault -> group SUCCESS: {retry.end_time - fault_at:.1f}s; "
         f"parent failure_reason={parent.tags.get('dagster/failure_reason')}; green reader: {reader.summary()}"
     )
-    assert [run.run_id for run in group] == [parent_id, retry.run_id]
     assert_group_exactly_once(deployment, reference, group)
     assert_reader_saw_one_release_at_a_time(reader, parent_id)
 

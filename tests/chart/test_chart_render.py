@@ -231,6 +231,41 @@ def test_code_location_health_is_dagsters_grpc_health_check(render):
     assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 180
 
 
+def fixed_server_id(rendered) -> str:
+    command = rendered.one("Deployment", "-code-location")["spec"]["template"]["spec"]["containers"][0]["command"]
+    return command[command.index("--fixed-server-id") + 1]
+
+
+def test_code_location_survives_a_node_drain_by_default(render):
+    """Two code servers on different nodes, evicted one at a time, new before old on a rollout,
+    serving during their grace period: the daemon can always reach one to create a retry."""
+    rendered = render()
+    deployment = rendered.one("Deployment", "-code-location")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = spec["template"]["spec"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert pod.get("terminationGracePeriodSeconds", 30) > 5
+    budget = rendered.one("PodDisruptionBudget", "-code-location")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": spec["selector"]["matchLabels"]}}
+    assert not render(set_values={"codeLocation.replicas": "1"}).of_kind("PodDisruptionBudget")
+
+
+def test_code_servers_share_one_id_that_changes_with_the_code(render):
+    """Every replica answers GetServerId alike, or the webserver and the daemon would reload the
+    location on every request the Service sends elsewhere; a new image or module must still
+    change it, or they would keep serving the old definitions' snapshot."""
+    default = fixed_server_id(render())
+    assert len(default) == 32
+    assert fixed_server_id(render(set_values={"codeLocation.replicas": "3"})) == default
+    assert fixed_server_id(render(set_values={"codeLocation.image.tag": "0.1.1"})) != default
+    assert fixed_server_id(render(set_values={"codeLocation.module": "other.definitions"})) != default
+
+
 def test_changing_a_pool_limit_restarts_nothing(render):
     """Pool limits live in the database (set by the pools hook), not in dagster.yaml: a helm
     upgrade that lowers one leaves every Deployment's pod template unchanged."""

@@ -68,3 +68,9 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
 {{- $env := include "dagster-dbt-k8s.envConfigMapData" . }}
 {{- printf "%s\n---\n%s\n---\n%s" $instance $workspace $env | sha256sum }}
 {{- end }}
+
+{{/* The code servers' shared id: changes with what the definitions are loaded from (the image, the
+     module, the ConfigMaps), so a real change still makes the webserver and the daemon reload. */}}
+{{- define "dagster-dbt-k8s.codeServerId" -}}
+{{- printf "%s\n%s\n%s" (include "dagster-dbt-k8s.projectImage" .) .Values.codeLocation.module (include "dagster-dbt-k8s.configChecksum" .) | sha256sum | trunc 32 }}
+{{- end }}
