@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 from kubernetes import client
 
+from dagster_code.defs.raw_data.assets import RawDataConfig
+from dagster_code.raw_data import generate, load
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
-from k8s_tests.chaos.fixtures import wait_location_loaded
+from k8s_tests.bench import synthetic_project
+from k8s_tests.bench.deployment import build_project_image, use_project_image
 from k8s_tests.bench.report import Results
 from k8s_tests.chaos.dagster_api import DagsterApi, Run
 from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.chaos.fixtures import FULLNAME, Deployment
+from k8s_tests.chaos.fixtures import FULLNAME, Deployment, wait_location_loaded
 from k8s_tests.chaos.release_checks import (
     DONE_BEFORE_FAULT,
     RELEASE_JOB,
@@ -32,8 +36,16 @@ from k8s_tests.chaos.release_checks import (
     wait_retry,
     wait_run_finished,
 )
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.cluster_fixtures import read_versions, wait_until
 
+# Case 3: synthetic dbt projects of these many models, raw data of these sizes (the default first).
+GROWTH_MODELS = (20, 100, 400)
+GROWTH_MODELS_QUICK = (20,)
+GROWTH_DATA_SIZES = (RawDataConfig().size, 50)
+# The slow model must outlast the early synthetic models (built beside it on dbt's other threads);
+# the fault lands as soon as they are built, and retries do not sleep.
+GROWTH_SLOW_MODEL_SECONDS = 1200
+GROWTH_REACH_TIMEOUT_SECONDS = 1500
 # Long enough for the fault to land while the slow model sleeps, short enough to keep runs short.
 SLOW_MODEL_SECONDS = 30
 RETRY_STRATEGY_TAG = "dagster/retry_strategy"
@@ -47,6 +59,7 @@ SNAPSHOT_RUNS = 4
 REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
 # A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
 PARENT_FAILS_TIMEOUT_SECONDS = 600
+PROGRESS_SECONDS = 30
 SNAPSHOT_RUNS_TIMEOUT_SECONDS = 900
 CODE_LOCATION_RESTART_TIMEOUT_SECONDS = 600
 CODE_SERVER_STARTED_LINE = "Started Dagster code server for module"
@@ -108,21 +121,36 @@ def release(deployment: Deployment, results: Results) -> Run:
     return run
 
 
-def faulted_release(deployment: Deployment, fault: Fault, strategy: str) -> FaultedRelease:
-    """A release whose run pod gets `fault` while the slow model sleeps, retried with `strategy`
-    (a launch-time tag, which overrides the job's tag: checked on the retry)."""
+def faulted_release(
+    deployment: Deployment,
+    fault: Fault,
+    strategy: str,
+    done_before_fault: frozenset[str] = frozenset(DONE_BEFORE_FAULT),
+    slow_model_seconds: int = SLOW_MODEL_SECONDS,
+    reach_timeout: float = REACH_SLOW_MODEL_TIMEOUT_SECONDS,
+) -> FaultedRelease:
+    """A release whose run pod gets `fault` while the slow model sleeps, once `done_before_fault`
+    are materialized, retried with `strategy` (a launch-time tag, which overrides the job's tag:
+    checked on the retry)."""
     api = deployment.api
     start = time.monotonic()
-    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS), RETRY_STRATEGY_TAG: strategy})
+    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(slow_model_seconds), RETRY_STRATEGY_TAG: strategy})
+
+    last_progress = time.monotonic()
 
     def reached_slow_model() -> tuple[bool, object]:
+        nonlocal last_progress
         done = set(api.materializations(parent_id))
         run = api.run(parent_id)
         if run.finished:
             raise RuntimeError(f"release {parent_id} ended {run.status} before the fault")
-        return done >= DONE_BEFORE_FAULT, (run.status, sorted(done))
+        state = (run.status, f"{len(done & done_before_fault)} of {len(done_before_fault)} assets before the fault")
+        if time.monotonic() - last_progress > PROGRESS_SECONDS:
+            print(f"release {parent_id}: {state}", flush=True)
+            last_progress = time.monotonic()
+        return done >= done_before_fault, state
 
-    wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, REACH_SLOW_MODEL_TIMEOUT_SECONDS)
+    wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, reach_timeout)
     if SLOW_MODEL in api.materializations(parent_id):
         raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise SLOW_MODEL_SECONDS")
     pod = running_run_pod(deployment, parent_id)
@@ -279,3 +307,66 @@ def pool_handover(deployment: Deployment, results: Results) -> None:
         results.add(case, "snapshot step ended -> next one started (idle)", "s", next_start - previous_end)
     for step_start, step_end in steps:
         results.add(case, "snapshot step duration", "s", step_end - step_start)
+
+
+def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ...], repetitions: int) -> None:
+    """Case 3: the eviction of case 1 (FROM_ASSET_FAILURE) in synthetic projects of each size and
+    on raw data of each size. Each project gets an image of its own (the project image's tag plus
+    `-synthetic-N`); the release is switched to it, and back to the project image at the end."""
+    case = "3 growth"
+    project_image = read_versions()["PROJECT_IMAGE"]
+    try:
+        for models in model_counts:
+            image = f"{project_image}-synthetic-{models}"
+            built = build_project_image(image, synthetic_project.write_project(models))
+            results.add(case, f"{models} models: image build (hack/build-images.sh, cached bases)", "s", built)
+            loaded = use_project_image(deployment, image)
+            results.add(case, f"{models} models: helm upgrade to the image -> code location loaded", "s", loaded)
+            early, _ = synthetic_project.model_names(models)
+            for size in GROWTH_DATA_SIZES:
+                load_raw_data(deployment, size)
+                for repetition in range(1, repetitions + 1):
+                    print(f"== case 3: {models} models, raw data size {size}, repetition {repetition}/{repetitions}", flush=True)
+                    growth_sample(deployment, results, f"{models} models, size {size}", DONE_BEFORE_FAULT | set(early))
+    finally:
+        load_raw_data(deployment, RawDataConfig().size)
+        use_project_image(deployment, project_image)
+
+
+def growth_sample(deployment: Deployment, results: Results, label: str, done_before_fault: set[str]) -> None:
+    """One eviction once the early synthetic models are built: what was done and how long it took
+    the parent, what was left and how long it took the retry."""
+    case = "3 growth"
+    api = deployment.api
+    faulted = faulted_release(
+        deployment, evict, DEFAULT_RETRY_STRATEGY, frozenset(done_before_fault), GROWTH_SLOW_MODEL_SECONDS, GROWTH_REACH_TIMEOUT_SECONDS
+    )
+    end_sleeping_sessions(deployment)
+    done = set(api.materializations(faulted.parent.run_id))
+    retried = set(api.materializations(faulted.retry.run_id))
+    parent_dbt_started = event_time(api.events(faulted.parent.run_id), "ExecutionStepStartEvent", step=DBT_STEP)
+    retry_dbt_started, retry_dbt_ended = api.step_interval(faulted.retry.run_id, DBT_STEP)
+    results.add(case, f"{label}: assets done before the eviction", "assets", len(done))
+    results.add(case, f"{label}: assets left (the retry materialized)", "assets", len(retried))
+    results.add(case, f"{label}: parent, dbt step started -> eviction (the work done)", "s", faulted.fault_at - parent_dbt_started)
+    results.add(case, f"{label}: retry, dbt step (the work left)", "s", retry_dbt_ended - retry_dbt_started)
+    results.add(case, f"{label}: retry wall time (created -> ended)", "s", faulted.retry.end_time - faulted.retry.creation_time)
+    results.add(case, "assets the retry re-executed (every project and size)", "assets", len(retried & done))
+
+
+def load_raw_data(deployment: Deployment, size: int) -> None:
+    """The raw tables at `size`, loaded from here through the warehouse port-forward with the
+    project's own generator (what raw_data_job runs)."""
+    start = time.monotonic()
+    load(deployment.warehouse, generate(size=size))
+    print(f"raw data of size {size} loaded: {time.monotonic() - start:.0f}s", flush=True)
+
+
+def end_sleeping_sessions(deployment: Deployment) -> None:
+    """The evicted worker's slow-model `pg_sleep` runs on in PostgreSQL, which does not notice the
+    client is gone, for up to GROWTH_SLOW_MODEL_SECONDS: end it rather than hold a connection."""
+    with psycopg.connect(deployment.warehouse, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where pid <> pg_backend_pid() and query like '%pg_sleep%'"
+        )

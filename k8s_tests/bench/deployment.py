@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import yaml
 from kubernetes import client, config
@@ -26,6 +27,13 @@ BENCH_NAMESPACE = "dagster-bench"
 CHART_VALUES = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "values.yaml"
 DAEMON_DEPLOYMENT = f"{FULLNAME}-daemon"
 POLL_INTERVAL_VALUE = "dagsterDaemon.runMonitoring.pollIntervalSeconds"
+IMAGE_REPOSITORY_VALUE = "codeLocation.image.repository"
+IMAGE_TAG_VALUE = "codeLocation.image.tag"
+BUILD_IMAGES = REPO_ROOT / "hack" / "build-images.sh"
+# A cached build repackages the dbt project, parses it and loads the definitions (twice: the smoke test).
+IMAGE_BUILD_TIMEOUT_SECONDS = 1800
+# kind load copies the whole image (about 700 MB) into the node.
+KIND_LOAD_TIMEOUT_SECONDS = 600
 # The daemon restarts on a config change (checksum annotation) and loads the workspace again.
 DAEMON_RESTART_TIMEOUT_SECONDS = 600
 # Pods that restart when the instance config changes (checksum annotation).
@@ -68,30 +76,68 @@ def chart_default_poll_interval() -> int:
     return int(values["dagsterDaemon"]["runMonitoring"]["pollIntervalSeconds"])
 
 
-def set_poll_interval(deployment: Deployment, seconds: int) -> None:
-    """`helm upgrade --reuse-values --set` the daemon's run-monitoring poll interval, then waits until
-    the old daemon pod is gone and the new one is ready: a fault before that would be watched by
-    the old setting."""
+def build_project_image(image: str, dbt_project: Path) -> float:
+    """`make image`'s script with another tag and dbt project (PROJECT_IMAGE, IMAGE_BUILD_ARGS);
+    returns its seconds. The bases and the dependency layers come from the Docker cache."""
     start = time.monotonic()
+    env = {**os.environ, "PROJECT_IMAGE": image,
+           "IMAGE_BUILD_ARGS": f"--build-arg DBT_PROJECT_DIR={dbt_project.relative_to(REPO_ROOT)}"}
+    subprocess.run([str(BUILD_IMAGES)], check=True, env=env, timeout=IMAGE_BUILD_TIMEOUT_SECONDS)
+    print(f"built {image} from {dbt_project}: {time.monotonic() - start:.0f}s", flush=True)
+    return time.monotonic() - start
+
+
+def set_poll_interval(deployment: Deployment, seconds: int) -> None:
+    """The daemon's run-monitoring poll interval; see `upgrade_release`."""
+    upgrade_release(deployment, {POLL_INTERVAL_VALUE: str(seconds)})
+
+
+def use_project_image(deployment: Deployment, image: str) -> float:
+    """Every pod of the release on `image` (loaded into the cluster first); returns the seconds from
+    the upgrade to the code location loaded again (the definitions of that image's dbt project)."""
+    start = time.monotonic()
+    subprocess.run([tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
+                   check=True, timeout=KIND_LOAD_TIMEOUT_SECONDS)
+    print(f"kind load {image}: {time.monotonic() - start:.0f}s", flush=True)
+    repository, tag = image.rsplit(":", 1)
+    return upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag})
+
+
+def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
+    """`helm upgrade --reuse-values --set` each setting, then waits until the old pods are gone and
+    the new ones are ready: a fault before that would be watched by the old daemon. Returns the
+    seconds from the upgrade to the code location loaded in the webserver again."""
+    start = time.monotonic()
+    described = ", ".join(f"{key}={value}" for key, value in settings.items())
+    set_args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     subprocess.run(
         [tool("helm"), "--kubeconfig", str(deployment.cluster.kubeconfig), "upgrade", RELEASE_NAME,
          str(CHART_VALUES.parent), "-n", deployment.namespace, "--reuse-values",
-         "--set", f"{POLL_INTERVAL_VALUE}={seconds}", "--wait", "--timeout", "10m"],
+         *set_args, "--wait", "--timeout", "10m"],
         check=True, capture_output=True, text=True, timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
     )
 
-    def one_ready_pod_each() -> tuple[bool, object]:
+    apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
+    replicas = {
+        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).spec.replicas
+        for component in RESTARTED_COMPONENTS
+    }
+
+    def only_new_pods_ready() -> tuple[bool, object]:
+        # helm --wait saw the new pods ready; the old ones are listed until they are gone.
         pods = {component: deployment.component_pods(component) for component in RESTARTED_COMPONENTS}
         ready = all(
-            len(found) == 1 and any(c.type == "Ready" and c.status == "True" for c in found[0].status.conditions or [])
-            for found in pods.values()
+            len(found) == replicas[component]
+            and all(any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) for pod in found)
+            for component, found in pods.items()
         )
         return ready, {component: [(p.metadata.name, p.status.phase) for p in found] for component, found in pods.items()}
 
-    wait_until(f"the daemon, webserver and code location to restart with {POLL_INTERVAL_VALUE}={seconds}", one_ready_pod_each, DAEMON_RESTART_TIMEOUT_SECONDS)
+    wait_until(f"the daemon, webserver and code location to restart with {described}", only_new_pods_ready, DAEMON_RESTART_TIMEOUT_SECONDS)
     # The port-forward went to the old webserver pod.
     deployment.webserver.stop()
     wait_location_loaded(deployment)
+    location_loaded = time.monotonic() - start
     (daemon,) = deployment.component_pods("daemon")
     restarted_at = daemon.status.container_statuses[0].state.running.started_at.timestamp()
 
@@ -103,4 +149,5 @@ def set_poll_interval(deployment: Deployment, seconds: int) -> None:
         return all(beats.get(d, 0) > restarted_at for d in RECOVERY_DAEMONS), beats
 
     wait_until(f"the new daemon's {' and '.join(RECOVERY_DAEMONS)} daemons to heartbeat", heartbeats_since_restart, DAEMON_HEARTBEAT_TIMEOUT_SECONDS)
-    print(f"run monitoring poll interval set to {seconds}s; daemon restarted in {time.monotonic() - start:.0f}s", flush=True)
+    print(f"release upgraded ({described}); daemon restarted in {time.monotonic() - start:.0f}s", flush=True)
+    return location_loaded
