@@ -7,8 +7,11 @@ and leaves green untouched.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import psycopg
+import pytest
+from kubernetes import client
 
 from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.chaos.fixtures import Deployment
@@ -30,66 +33,48 @@ PARENT_FAILS_TIMEOUT_SECONDS = 180
 NO_RETRY_WATCH_SECONDS = 45
 
 
-def assert_recovered_by_one_retry(
-    deployment: Deployment,
+@pytest.mark.parametrize(
+    ("fault", "expected_failure_reasons"),
+    [
+        # Scenario 1: the worker gets SIGTERM and reports its own termination.
+        pytest.param(evict, {"UNEXPECTED_TERMINATION"}, id="eviction"),
+        # Scenario 2: the worker cannot report. Run monitoring finds the failed Job and fails the
+        # run, without a failure reason tag in dagster 1.13 (UNEXPECTED_TERMINATION would mean the
+        # worker reported after all).
+        pytest.param(kill_without_grace, {None, "RUN_WORKER_FAILED"}, id="kill-without-grace"),
+    ],
+)
+def test_run_pod_fault_retried_from_asset_failure(
+    chaos_deployment: Deployment,
     reference: Reference,
-    reader: GreenReader,
-    parent_id: str,
-    fault_at: float,
+    green_reader: GreenReader,
+    fault: Callable[[Deployment, client.V1Pod], None],
     expected_failure_reasons: set[str | None],
-    label: str,
 ) -> None:
-    """Scenarios 1 and 2 (and 10), after the fault hit the parent's pod: the parent failed for the
-    expected reason, exactly one FROM_ASSET_FAILURE retry finished the release exactly once."""
-    api = deployment.api
+    """Scenarios 1 and 2 (and 10): the parent fails for the expected reason and exactly one
+    FROM_ASSET_FAILURE retry finishes the release exactly once, while green never mixes releases."""
+    api = chaos_deployment.api
+    parent_id = launch_and_reach_slow_model(chaos_deployment)
+    pod = running_run_pod(chaos_deployment, parent_id)
+    fault_at = time.time()
+    fault(chaos_deployment, pod)
+
     parent = wait_run_finished(api, parent_id, PARENT_FAILS_TIMEOUT_SECONDS, "the faulted parent run")
     assert parent.status == "FAILURE"
     assert parent.tags.get("dagster/failure_reason") in expected_failure_reasons, parent.tags
     assert parent.tags.get("dagster/will_retry") == "true", parent.tags
     group = wait_one_retry_finished(api, parent_id)
-    reader.stop()
+    green_reader.stop()
     retry = group[-1]
     print(
-        f"\n[{label}] fault -> parent failed: {parent.end_time - fault_at:.1f}s; "
+        f"\n[{fault.__name__}] fault -> parent failed: {parent.end_time - fault_at:.1f}s; "
         f"fault -> retry run created: {retry.creation_time - fault_at:.1f}s; "
         f"fault -> retry run started: {retry.start_time - fault_at:.1f}s; "
         f"fault -> group SUCCESS: {retry.end_time - fault_at:.1f}s; "
-        f"parent failure_reason={parent.tags.get('dagster/failure_reason')}; green reader: {reader.summary()}"
+        f"parent failure_reason={parent.tags.get('dagster/failure_reason')}; green reader: {green_reader.summary()}"
     )
-    assert_group_exactly_once(deployment, reference, group)
-    assert_reader_saw_one_release_at_a_time(reader, parent_id)
-
-
-def test_run_pod_evicted_retry_skips_materialized(
-    chaos_deployment: Deployment, reference: Reference, green_reader: GreenReader
-) -> None:
-    parent_id = launch_and_reach_slow_model(chaos_deployment)
-    pod = running_run_pod(chaos_deployment, parent_id)
-    fault_at = time.time()
-    evict(chaos_deployment, pod)
-    assert_recovered_by_one_retry(
-        chaos_deployment, reference, green_reader, parent_id, fault_at, {"UNEXPECTED_TERMINATION"}, "eviction"
-    )
-
-
-def test_run_pod_killed_without_grace_detected_and_retried(
-    chaos_deployment: Deployment, reference: Reference, green_reader: GreenReader
-) -> None:
-    parent_id = launch_and_reach_slow_model(chaos_deployment)
-    pod = running_run_pod(chaos_deployment, parent_id)
-    fault_at = time.time()
-    kill_without_grace(chaos_deployment, pod)
-    # The worker cannot report: run monitoring finds the failed Job and fails the run, without a
-    # failure reason tag in dagster 1.13 (UNEXPECTED_TERMINATION would mean the worker reported).
-    assert_recovered_by_one_retry(
-        chaos_deployment,
-        reference,
-        green_reader,
-        parent_id,
-        fault_at,
-        {None, "RUN_WORKER_FAILED"},
-        "SIGKILL + delete --grace-period=0",
-    )
+    assert_group_exactly_once(chaos_deployment, reference, group)
+    assert_reader_saw_one_release_at_a_time(green_reader, parent_id)
 
 
 def test_failing_dbt_test_not_retried_green_unchanged(chaos_deployment: Deployment, reference: Reference) -> None:
