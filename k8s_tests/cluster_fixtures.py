@@ -13,17 +13,17 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from kubernetes import client, config
 
 from dagster_code.local.cache import cache_dir
+from tests import waiting
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_UP = REPO_ROOT / "k8s_tests" / "cluster" / "up.sh"
@@ -59,29 +59,9 @@ def tool(name: str) -> str:
     return found
 
 
-class WaitTimeout(AssertionError):
-    pass
-
-
-def wait_until(
-    description: str,
-    probe: Callable[[], tuple[bool, T]],
-    timeout: float,
-    interval: float = 2.0,
-) -> T:
-    """Polls `probe` (returning (done, state)) until done; raises with the last state seen."""
-    deadline = time.monotonic() + timeout
-    state: Any = None
-    while True:
-        try:
-            done, state = probe()
-        except client.ApiException as error:
-            done, state = False, f"API error {error.status}: {error.reason}"
-        if done:
-            return state
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {description}; last state: {state}")
-        time.sleep(interval)
+def wait_until(description: str, probe: Callable[[], tuple[bool, T]], timeout: float, interval: float = 2.0) -> T:
+    """tests.waiting.wait_until, where an error answer of the Kubernetes API means "not yet"."""
+    return waiting.wait_until(description, probe, timeout, interval, tolerate=(client.ApiException,))
 
 
 @dataclass(frozen=True)

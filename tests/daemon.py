@@ -14,10 +14,9 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
@@ -25,20 +24,6 @@ from dagster._core.storage.dagster_run import RunsFilter
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS_MODULE = "dagster_code.definitions"
 LAUNCH_TAG = "test/launch_id"
-
-T = TypeVar("T")
-
-
-def wait_until(what: str, timeout: float, check: Callable[[], T | None], state: Callable[[], object] = lambda: None, interval: float = 1.0) -> T:
-    """Polls `check` until it returns a truthy value; on timeout, raises with the last state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last state: {state()}")
-        time.sleep(interval)
 
 
 @contextmanager

@@ -3,15 +3,16 @@ never overlap, and the pool ends with no slot in use."""
 
 import dagster as dg
 
-from tests.daemon import launch, step_intervals, wait_until
+from tests.daemon import launch, step_intervals
+from tests.waiting import wait_until
 from tests.support import load_raw
 
 RUN_TIMEOUT_SECONDS = 300
 
 
-def _finished(instance: dg.DagsterInstance, run_ids: list[str]):
+def _finished(instance: dg.DagsterInstance, run_ids: list[str]) -> tuple[bool, object]:
     runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
-    return runs if all(run.is_finished for run in runs) else None
+    return all(run.is_finished for run in runs), runs if all(run.is_finished for run in runs) else [run.status for run in runs]
 
 
 def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
@@ -19,12 +20,7 @@ def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
 
     run_ids = [launch(instance, "sales_snapshots_job") for _ in range(2)]
 
-    runs = wait_until(
-        "both sales snapshot runs to finish",
-        RUN_TIMEOUT_SECONDS,
-        lambda: _finished(instance, run_ids),
-        state=lambda: {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids},
-    )
+    runs = wait_until("both sales snapshot runs to finish", lambda: _finished(instance, run_ids), RUN_TIMEOUT_SECONDS)
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
     (first_start, first_end), (second_start, second_end) = sorted(
         step_intervals(instance, run_id, "dbt_snapshots_sales") for run_id in run_ids

@@ -9,7 +9,8 @@ import dagster as dg
 import psycopg
 
 from dagster_code.release_vars import SLOW_MODEL_SECONDS_TAG
-from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid, wait_until
+from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid
+from tests.waiting import wait_until
 from tests.support import GREEN, MARTS, green_release_ids, load_raw, release_log, run_job, schema_contents
 
 SLOW_MODEL_SECONDS = 40
@@ -24,6 +25,11 @@ def _reset_release_schemas(conninfo: str) -> None:
     with psycopg.connect(conninfo) as conn:
         for schema in ("green", "blue", "blue_swap"):
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def _finished(instance: dg.DagsterInstance, run_id: str) -> tuple[bool, object]:
+    run = instance.get_run_by_id(run_id)
+    return run.is_finished, run if run.is_finished else (run.status, materialized_keys(instance, run_id))
 
 
 def _children(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterRun]:
@@ -48,35 +54,23 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
 
     parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(SLOW_MODEL_SECONDS)})
-    done_before_kill = wait_until(
-        "the parent run to build staging and reach the slow model",
-        240,
-        lambda: (keys := materialized_keys(instance, parent_id)) >= DONE_BEFORE_KILL and keys,
-        state=lambda: (instance.get_run_by_id(parent_id).status, materialized_keys(instance, parent_id)),
-    )
+    def reached_slow_model() -> tuple[bool, object]:
+        keys = materialized_keys(instance, parent_id)
+        return keys >= DONE_BEFORE_KILL, keys if keys >= DONE_BEFORE_KILL else (instance.get_run_by_id(parent_id).status, keys)
+
+    done_before_kill = wait_until("the parent run to build staging and reach the slow model", reached_slow_model, 240)
     assert SLOW_MODEL not in done_before_kill
     evict_process(run_worker_pid(instance, parent_id), EVICTION_GRACE_SECONDS)
 
-    parent = wait_until(
-        "the parent run to fail",
-        120,
-        lambda: (run := instance.get_run_by_id(parent_id)).is_finished and run,
-        state=lambda: instance.get_run_by_id(parent_id).status,
-    )
+    parent = wait_until("the parent run to fail", lambda: _finished(instance, parent_id), 120)
     assert parent.status == dg.DagsterRunStatus.FAILURE
     assert parent.tags["dagster/failure_reason"] == "UNEXPECTED_TERMINATION"
     (retry,) = wait_until(
         "the retry daemon to create a retry run",
+        lambda: (bool(children := _children(instance, parent_id)), children or instance.get_run_by_id(parent_id).tags),
         120,
-        lambda: _children(instance, parent_id),
-        state=lambda: parent.tags,
     )
-    retry = wait_until(
-        "the retry run to finish",
-        600,
-        lambda: (run := instance.get_run_by_id(retry.run_id)).is_finished and run,
-        state=lambda: (instance.get_run_by_id(retry.run_id).status, materialized_keys(instance, retry.run_id)),
-    )
+    retry = wait_until("the retry run to finish", lambda: _finished(instance, retry.run_id), 600)
 
     assert retry.status == dg.DagsterRunStatus.SUCCESS, "\n".join(_failures(instance, retry.run_id))
     assert retry.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"

@@ -27,13 +27,13 @@ from kubernetes import client
 from k8s_tests.chaos.dagster_api import DagsterApi
 from k8s_tests.cluster_fixtures import (
     KindCluster,
-    WaitTimeout,
     artifacts_dir_for,
     cache_dir,
     dump_artifacts,
     tool,
     wait_until,
 )
+from tests.waiting import WaitTimeout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UP_SCRIPT = REPO_ROOT / "hack" / "up.sh"
