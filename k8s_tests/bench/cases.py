@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ from dagster_code.defs.raw_data.assets import RawDataConfig
 from dagster_code.raw_data import generate, load
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench import synthetic_project
-from k8s_tests.bench.deployment import build_project_image, use_project_image
+from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image
 from k8s_tests.bench.report import Results
 from k8s_tests.chaos.dagster_api import DagsterApi, Run
 from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
@@ -243,11 +243,7 @@ def code_location_cold_start(deployment: Deployment, results: Results) -> None:
     replicas = apps_v1.read_namespaced_deployment(name, deployment.namespace).spec.replicas
     old_pods = {p.metadata.name for p in deployment.component_pods("code-location")}
     restarted_at = time.time()
-    stamp = datetime.now(timezone.utc).isoformat()
-    apps_v1.patch_namespaced_deployment(
-        name, deployment.namespace,
-        {"spec": {"template": {"metadata": {"annotations": {"bench.dagster-dbt-k8s/restarted-at": stamp}}}}},
-    )
+    restart_component(deployment, "code-location")
 
     def started_line(pod: client.V1Pod) -> str | None:
         log = deployment.core_v1.read_namespaced_pod_log(
@@ -320,9 +316,12 @@ def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ..
             image = f"{project_image}-synthetic-{models}"
             built = build_project_image(image, synthetic_project.write_project(models))
             results.add(case, f"{models} models: image build (hack/build-images.sh, cached bases)", "s", built)
-            loaded = use_project_image(deployment, image)
-            results.add(case, f"{models} models: helm upgrade to the image -> code location loaded", "s", loaded)
+            switched = use_project_image(deployment, image)
+            results.add(case, f"{models} models: helm upgrade to the image -> its definitions served", "s", switched)
             early, _ = synthetic_project.model_names(models)
+            missing = set(early) - deployment.api.job_asset_keys(RELEASE_JOB)
+            if missing:
+                raise RuntimeError(f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image}: an old code server's definitions")
             for size in GROWTH_DATA_SIZES:
                 load_raw_data(deployment, size)
                 for repetition in range(1, repetitions + 1):

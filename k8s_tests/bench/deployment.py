@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,8 @@ DAEMON_DEPLOYMENT = f"{FULLNAME}-daemon"
 POLL_INTERVAL_VALUE = "dagsterDaemon.runMonitoring.pollIntervalSeconds"
 IMAGE_REPOSITORY_VALUE = "codeLocation.image.repository"
 IMAGE_TAG_VALUE = "codeLocation.image.tag"
+# Changed to restart a Deployment's pods, as `kubectl rollout restart` does.
+RESTARTED_AT_ANNOTATION = "bench.dagster-dbt-k8s/restarted-at"
 BUILD_IMAGES = REPO_ROOT / "hack" / "build-images.sh"
 # A cached build repackages the dbt project, parses it and loads the definitions (twice: the smoke test).
 IMAGE_BUILD_TIMEOUT_SECONDS = 1800
@@ -94,13 +97,33 @@ def set_poll_interval(deployment: Deployment, seconds: int) -> None:
 
 def use_project_image(deployment: Deployment, image: str) -> float:
     """Every pod of the release on `image` (loaded into the cluster first); returns the seconds from
-    the upgrade to the code location loaded again (the definitions of that image's dbt project)."""
+    the upgrade to the webserver serving the definitions of that image's dbt project."""
     start = time.monotonic()
     subprocess.run([tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
                    check=True, timeout=KIND_LOAD_TIMEOUT_SECONDS)
     print(f"kind load {image}: {time.monotonic() - start:.0f}s", flush=True)
     repository, tag = image.rsplit(":", 1)
-    return upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag})
+    upgraded_at = time.monotonic()
+    upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag})
+    # The webserver and the daemon restart beside the code servers and may load the location from
+    # an old one, which they keep (seen: a run launched on the old image and job); once only new
+    # code servers are left, restart them again.
+    reloaders = ("webserver", "daemon")
+    old_pods = pod_names(deployment, reloaders)
+    for component in reloaders:
+        restart_component(deployment, component)
+    wait_restarted(deployment, f"the webserver and daemon restarted on {image}", reloaders, old_pods, time.monotonic())
+    return time.monotonic() - upgraded_at
+
+
+def restart_component(deployment: Deployment, component: str) -> None:
+    """A rollout of one component's Deployment (`kubectl rollout restart`: a new pod template)."""
+    apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
+    stamp = datetime.now(timezone.utc).isoformat()
+    apps_v1.patch_namespaced_deployment(
+        f"{FULLNAME}-{component}", deployment.namespace,
+        {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}},
+    )
 
 
 def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
@@ -108,6 +131,8 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
     the new ones are ready: a fault before that would be watched by the old daemon. Returns the
     seconds from the upgrade to the code location loaded in the webserver again."""
     start = time.monotonic()
+    generations = template_generations(deployment)
+    old_pods = {component: pod_names(deployment, (component,)) for component in RESTARTED_COMPONENTS}
     described = ", ".join(f"{key}={value}" for key, value in settings.items())
     set_args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     subprocess.run(
@@ -116,24 +141,45 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
          *set_args, "--wait", "--timeout", "10m"],
         check=True, capture_output=True, text=True, timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
     )
+    # Only the Deployments whose pod template changed roll (e.g. not when a value is set again).
+    rolled = {component for component, generation in template_generations(deployment).items() if generation != generations[component]}
+    replaced = {name for component in rolled for name in old_pods[component]}
+    return wait_restarted(deployment, f"the release upgraded with {described}", RESTARTED_COMPONENTS, replaced, start)
 
+
+def template_generations(deployment: Deployment) -> dict[str, int]:
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
-    replicas = {
-        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).spec.replicas
+    return {
+        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).metadata.generation
         for component in RESTARTED_COMPONENTS
     }
 
+
+def pod_names(deployment: Deployment, components: tuple[str, ...]) -> set[str]:
+    return {pod.metadata.name for component in components for pod in deployment.component_pods(component)}
+
+
+def wait_restarted(deployment: Deployment, what: str, components: tuple[str, ...], old_pods: set[str], start: float) -> float:
+    """Waits until the pods of `components` are all new (none of `old_pods`) and ready, and the new
+    daemon's recovery daemons heartbeat: a fault before that would be watched by the old daemon.
+    Returns the seconds from `start` to the code location loaded in the webserver again."""
+    apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
+    replicas = {
+        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).spec.replicas
+        for component in components
+    }
+
     def only_new_pods_ready() -> tuple[bool, object]:
-        # helm --wait saw the new pods ready; the old ones are listed until they are gone.
-        pods = {component: deployment.component_pods(component) for component in RESTARTED_COMPONENTS}
+        pods = {component: deployment.component_pods(component) for component in components}
         ready = all(
             len(found) == replicas[component]
+            and all(pod.metadata.name not in old_pods for pod in found)
             and all(any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) for pod in found)
             for component, found in pods.items()
         )
         return ready, {component: [(p.metadata.name, p.status.phase) for p in found] for component, found in pods.items()}
 
-    wait_until(f"the daemon, webserver and code location to restart with {described}", only_new_pods_ready, DAEMON_RESTART_TIMEOUT_SECONDS)
+    wait_until(f"the pods of {', '.join(components)} to be replaced ({what})", only_new_pods_ready, DAEMON_RESTART_TIMEOUT_SECONDS)
     # The port-forward went to the old webserver pod.
     deployment.webserver.stop()
     wait_location_loaded(deployment)
@@ -149,5 +195,5 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
         return all(beats.get(d, 0) > restarted_at for d in RECOVERY_DAEMONS), beats
 
     wait_until(f"the new daemon's {' and '.join(RECOVERY_DAEMONS)} daemons to heartbeat", heartbeats_since_restart, DAEMON_HEARTBEAT_TIMEOUT_SECONDS)
-    print(f"release upgraded ({described}); daemon restarted in {time.monotonic() - start:.0f}s", flush=True)
+    print(f"{what}: new pods ready and heartbeating in {time.monotonic() - start:.0f}s", flush=True)
     return location_loaded
