@@ -6,10 +6,12 @@ defaults below are used outside the chart and are kept equal to the chart's by a
 
 `retry_on_asset_or_op_failure: false` means only infrastructure failures (an evicted or
 killed run worker) are retried; a failing dbt model or test is not, because retrying
-would fail the same way. One step failure is infrastructure too: dbt losing its warehouse
-connection (PostgreSQL restarted or failed over mid-build). The dbt step then marks its run
-retryable (`mark_retryable_after_lost_connection`), and the retry, which inherits its parent's
-tags, puts the policy back before it builds (`restore_step_failure_policy`).
+would fail the same way. One step failure is infrastructure too: a lost connection to
+PostgreSQL (restarted or failed over mid-build), whether dbt lost the warehouse or the step
+lost Dagster's own storage while recording an event. Such a step marks its run retryable
+(`mark_retryable_after_lost_connection`): the dbt component when dbt reports it, and the
+jobs' failure hook (`retryable_after_lost_connection`) for any step. The retry, which inherits
+its parent's tags, puts the policy back before dbt builds (`restore_step_failure_policy`).
 """
 
 from __future__ import annotations
@@ -61,10 +63,36 @@ def lost_warehouse_connection(error_text: str) -> bool:
     return any(message in text for message in LOST_CONNECTION_MESSAGES)
 
 
-def mark_retryable_after_lost_connection(context: dg.AssetExecutionContext) -> None:
+def raised_by_lost_connection(error: BaseException) -> bool:
+    """The error, or one it was raised from or while handling, says a connection broke."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if lost_warehouse_connection(str(cause)):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def mark_retryable_after_lost_connection(context: dg.AssetExecutionContext | dg.HookContext) -> None:
     """Makes this run's step failure retryable, unless it already was."""
-    if context.run.tags.get(RETRY_ON_STEP_FAILURE_TAG) != "true":
+    if context.instance.get_run_by_id(context.run_id).tags.get(RETRY_ON_STEP_FAILURE_TAG) != "true":
         context.instance.add_run_tags(context.run_id, {RETRY_ON_STEP_FAILURE_TAG: "true", LOST_CONNECTION_TAG: "true"})
+
+
+@dg.failure_hook
+def retryable_after_lost_connection(context: dg.HookContext) -> None:
+    """Any step of the project's jobs that failed on a lost connection (seen: a PostgreSQL restart
+    while the step was storing an asset check's result, outside dbt) makes its run retryable.
+    Hooks run before the run's failure is recorded, which is when Dagster decides on a retry."""
+    error = context.op_exception
+    if error is not None and raised_by_lost_connection(error):
+        context.log.warning(
+            f"Step {context.step_key} lost a connection to PostgreSQL (not a model or test failure): "
+            "this run's failure is marked retryable, so its retry builds what is missing."
+        )
+        mark_retryable_after_lost_connection(context)
 
 
 def restore_step_failure_policy(context: dg.AssetExecutionContext) -> None:

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from dagster_code.local.instance import chart_values, pool_limits
-from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags
+from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags, retryable_after_lost_connection
 from dagster_code.translator import group_for
 from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
 from tests.conftest import DBT_PROJECT_DIR
@@ -53,8 +53,9 @@ def test_group_falls_back_from_folder_to_tag_to_meta_to_default(props, group):
     assert group_for(props) == group
 
 
-def test_every_asset_job_carries_the_retry_tags(defs):
+def test_every_asset_job_carries_the_retry_tags_and_the_lost_connection_hook(defs):
     for name in ASSET_JOBS:
+        assert retryable_after_lost_connection in defs.resolve_job_def(name).hook_defs, name
         tags = defs.resolve_job_def(name).tags
         assert tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE", name
         assert tags["dagster/retry_on_asset_or_op_failure"] == "false", name

@@ -1,18 +1,22 @@
-"""A dbt step that lost its warehouse connection makes its run retryable; its retry makes model
-and test failures final again. The messages are dbt's own, as seen in the chaos suite (PostgreSQL
-pod restarted mid-build) and in a failing release."""
+"""A step that lost its connection to PostgreSQL (dbt's warehouse, or Dagster's storage) makes its
+run retryable; its retry makes model and test failures final again. The messages are the ones seen
+in the chaos suite (PostgreSQL pod restarted mid-build) and in a failing release."""
 
 from types import SimpleNamespace
 
 import dagster as dg
+import pytest
+import sqlalchemy.exc
 
 from dagster_code.retries import (
     LOST_CONNECTION_TAG,
     RETRY_ON_STEP_FAILURE_TAG,
     lost_warehouse_connection,
     mark_retryable_after_lost_connection,
+    raised_by_lost_connection,
     restore_step_failure_policy,
     retry_tags,
+    retryable_after_lost_connection,
 )
 
 LOST_CONNECTION = """Failure in model int_orders_enriched (models/intermediate/int_orders_enriched.sql)
@@ -60,3 +64,43 @@ def test_a_run_retryable_by_configuration_is_left_alone():
         stored = instance.get_run_by_id(run.run_id).tags
         assert stored[RETRY_ON_STEP_FAILURE_TAG] == "true"
         assert LOST_CONNECTION_TAG not in stored
+
+
+def storage_error_of_a_restarted_postgresql() -> Exception:
+    """What Dagster raised in scenario 8 when PostgreSQL went away while the dbt step stored an
+    asset check's result: SQLAlchemy's error around libpq's."""
+    try:
+        try:
+            raise RuntimeError("server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally")
+        except RuntimeError as libpq_error:
+            raise sqlalchemy.exc.OperationalError("UPDATE asset_check_executions SET ...", {}, libpq_error) from libpq_error
+    except sqlalchemy.exc.OperationalError as error:
+        return error
+
+
+def test_a_lost_connection_is_found_in_the_errors_chain():
+    assert raised_by_lost_connection(storage_error_of_a_restarted_postgresql())
+    try:
+        try:
+            raise storage_error_of_a_restarted_postgresql()
+        except sqlalchemy.exc.OperationalError:
+            raise ValueError("while storing the event")
+    except ValueError as wrapped:
+        assert raised_by_lost_connection(wrapped)
+    assert not raised_by_lost_connection(ValueError(BAD_SQL))
+
+
+@pytest.mark.parametrize(("error", "retryable"), [(storage_error_of_a_restarted_postgresql(), True), (ValueError(BAD_SQL), False)])
+def test_the_jobs_failure_hook_marks_only_a_lost_connection(error, retryable):
+    @dg.asset
+    def fails():
+        raise error
+
+    job = dg.define_asset_job("job", selection=[fails], tags=retry_tags(), hooks={retryable_after_lost_connection})
+    defs = dg.Definitions(assets=[fails], jobs=[job])
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("job").execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        tags = instance.get_run_by_id(result.run_id).tags
+        assert tags[RETRY_ON_STEP_FAILURE_TAG] == str(retryable).lower()
+        assert (LOST_CONNECTION_TAG in tags) is retryable
