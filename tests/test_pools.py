@@ -12,7 +12,8 @@ RUN_TIMEOUT_SECONDS = 300
 
 def _finished(instance: dg.DagsterInstance, run_ids: list[str]) -> tuple[bool, object]:
     runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
-    return all(run.is_finished for run in runs), runs if all(run.is_finished for run in runs) else [run.status for run in runs]
+    finished = all(run.is_finished for run in runs)
+    return finished, runs if finished else [run.status for run in runs]
 
 
 def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
