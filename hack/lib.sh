@@ -49,3 +49,44 @@ wait_for() {
     sleep 2
   done
 }
+
+# apt_sources: "URI SUITE..." for each binary-package source of the host's apt configuration
+# (one-line .list files and deb822 .sources files).
+apt_sources() {
+  local file
+  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -r "${file}" ]] || continue
+    sed -n -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+([^[:space:]]+).*/\2 \3/p' "${file}"
+  done
+  for file in /etc/apt/sources.list.d/*.sources; do
+    [[ -r "${file}" ]] || continue
+    awk -v RS= '{
+      uri = ""; suites = ""; types = ""
+      n = split($0, lines, "\n")
+      for (i = 1; i <= n; i++) {
+        if (lines[i] ~ /^Types:/) types = lines[i]
+        if (lines[i] ~ /^URIs:/) { split(lines[i], fields, /[[:space:]]+/); uri = fields[2] }
+        if (lines[i] ~ /^Suites:/) { suites = lines[i]; sub(/^Suites:[[:space:]]*/, "", suites) }
+      }
+      if (uri != "" && types ~ /[[:space:]]deb([[:space:]]|$)/) print uri, suites
+    }' "${file}"
+  done
+}
+
+# apt_source_uri SUITE: the host's mirror for a Debian suite (e.g. bookworm, bookworm-security),
+# so debootstrap uses the mirror the host already trusts, e.g. a corporate one.
+apt_source_uri() {
+  apt_sources | awk -v suite="$1" '{ for (i = 2; i <= NF; i++) if ($i == suite) { print $1; exit } }'
+}
+
+# debian_mirrors RELEASE: sets DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR from the environment, else
+# from the host's apt sources; dies naming the variables when neither has them.
+debian_mirrors() {
+  local release="$1"
+  DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(apt_source_uri "${release}")}"
+  DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-$(apt_source_uri "${release}-security")}"
+  [[ -n "${DEBIAN_MIRROR}" ]] ||
+    die "the host's apt sources have no ${release} suite: set DEBIAN_MIRROR to a Debian mirror's URL"
+  [[ -n "${DEBIAN_SECURITY_MIRROR}" ]] ||
+    die "the host's apt sources have no ${release}-security suite: set DEBIAN_SECURITY_MIRROR"
+}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
 
 from dagster_code.local.instance import (
     apply_pool_limits,
@@ -53,18 +54,29 @@ def warehouse_env(pg: PostgresServer, database: str) -> dict[str, str]:
 # One database name for every test's warehouse (recreated empty per test): dbt hashes the
 # rendered profile, and a changed database name would make every dbt call re-parse.
 WAREHOUSE_DATABASE = "warehouse"
+DBT_PARSE_TIMEOUT_SECONDS = 300
 
 
 @pytest.fixture(scope="session")
-def dbt_manifest(pg: PostgresServer) -> Path:
-    """Parses the dbt project once, as the image build does; definitions load from it."""
-    env = {**os.environ, **warehouse_env(pg, WAREHOUSE_DATABASE)}
-    subprocess.run(
-        ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+def dbt_manifest(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parses the dbt project once per suite run, as the image build does; definitions load from
+    it. Under pytest-xdist every worker asks for it: the first parses, under a lock, and the others
+    must not rewrite target/manifest.json while another worker's definitions read it."""
+    basetemp = tmp_path_factory.getbasetemp()
+    # Each xdist worker has its own basetemp; their parent is the run's, shared by all workers.
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    parsed_marker = shared / "dbt-manifest-parsed"
+    with FileLock(shared / "dbt-manifest.lock", timeout=DBT_PARSE_TIMEOUT_SECONDS):
+        if not parsed_marker.exists():
+            env = {**os.environ, **warehouse_env(pg, WAREHOUSE_DATABASE)}
+            subprocess.run(
+                ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=DBT_PARSE_TIMEOUT_SECONDS,
+            )
+            parsed_marker.touch()
     return DBT_PROJECT_DIR / "target" / "manifest.json"
 
 

@@ -2,6 +2,7 @@
 chart; and clear errors for missing settings."""
 
 import os
+import shutil
 import subprocess
 
 import dagster as dg
@@ -11,7 +12,7 @@ from dagster_code.local.instance import chart_values, pool_limits
 from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags, retryable_after_lost_connection
 from dagster_code.translator import group_for
 from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
-from tests.conftest import DBT_PROJECT_DIR
+from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.support import load_raw, run_job
 
 ASSET_JOBS = (
@@ -159,7 +160,22 @@ def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
     assert snapshot_only == {"snap_customers"}
 
 
-def test_dg_check_defs_passes(defs, warehouse):
-    result = subprocess.run(["dg", "check", "defs"], cwd=DBT_PROJECT_DIR.parent, capture_output=True, text=True)
+def test_dg_check_defs_passes(defs, warehouse, tmp_path):
+    # `dg` refreshes the dbt component's state on load (it parses the dbt project and rewrites
+    # dagster_code/defs/.local_defs_state): in a copy of the project, so that it cannot pull the
+    # state from under definitions other tests (other xdist workers) are loading.
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns(".local_defs_state", "__pycache__", "target", "logs")
+    project.mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    for folder in ("dagster_code", "dbt_project"):
+        shutil.copytree(REPO_ROOT / folder, project / folder, ignore=ignore)
+    result = subprocess.run(
+        ["dg", "check", "defs"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project), "DBT_PROJECT_DIR": str(project / "dbt_project")},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr

@@ -10,8 +10,8 @@ set -o errexit -o nounset -o pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/../../hack/lib.sh"
 
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+# The host's mirrors unless DEBIAN_MIRROR / DEBIAN_SECURITY_MIRROR say otherwise.
+debian_mirrors "${DEBIAN_RELEASE}"
 ROOTFS_CACHE="${CACHE_DIR}/rootfs"
 DEB_CACHE="${CACHE_DIR}/debootstrap-debs"
 

@@ -31,7 +31,8 @@ GREEN_PROMOTED = "release/green_promoted"
 # A release of size-1 data on a 2-core node takes a few minutes; a retry adds a pod start.
 RELEASE_TIMEOUT_SECONDS = 900
 GREEN_READER_INTERVAL_SECONDS = 0.5
-SLOW_MODEL_SECONDS = 60
+# Only the window a fault must land in: the test sees the models before it built within seconds.
+SLOW_MODEL_SECONDS = 30
 # The parent reaches the slow model after its pod starts and staging builds.
 REACH_SLOW_MODEL_TIMEOUT_SECONDS = 420
 RETRY_CREATED_TIMEOUT_SECONDS = 180

@@ -37,7 +37,7 @@ SALES_SNAPSHOTS = {"snap_customers", "snap_orders"}
 # snap_orders sleeps; snap_customers (no pre-hook) is done by then.
 SLOW_SNAPSHOT = "snap_orders"
 # Long enough to evict inside, short enough for pairs of runs that must not overlap.
-HOLD_SLOT_SECONDS = 60
+HOLD_SLOT_SECONDS = 30
 OVERLAP_SECONDS = 25
 RUNS_TIMEOUT_SECONDS = 600
 SLOT_CLAIMED_TIMEOUT_SECONDS = 300

@@ -30,7 +30,7 @@ from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_content
 
 PARENT_FAILS_TIMEOUT_SECONDS = 180
 # How long a run that must not be retried is watched for a retry (the daemon acts within seconds).
-NO_RETRY_WATCH_SECONDS = 45
+NO_RETRY_WATCH_SECONDS = 30
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kind's node image with no container registry: a Debian root filesystem from
-# deb.debian.org (debootstrap), the binaries of build-binaries.sh, and every image the cluster runs,
+# the host's Debian mirror (debootstrap), the binaries of build-binaries.sh, and every image the cluster runs,
 # preloaded into the node's containerd under the names kubeadm and kind's manifests ask for.
 # Images are tagged by content and skipped when they exist. Prints the node image name last.
 #   build-images.sh [STEP...]   (default: every step, ending with the node image)
@@ -9,7 +9,8 @@ set -o errexit -o nounset -o pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The host's mirror unless DEBIAN_MIRROR says otherwise.
+debian_mirrors "${NODE_BASE_SUITE}"
 # What kind's base image installs (images/base/Dockerfile of the kind module), with Debian's
 # containerd, runc and CNI plugins in place of the ones kind builds from source.
 NODE_PACKAGES=(

@@ -153,8 +153,10 @@ main() {
   local layout="${1:-single}" image
   [[ "${layout}" == single || "${layout}" == multi ]] || die "layout must be single or multi, not '${layout}'"
   run_step "docker engine" ensure_docker
-  run_step "kind and kubectl" ensure_tools
+  # The node image first: built here, it compiles kubectl with the other Kubernetes binaries,
+  # which ensure_tools then only links (alone, kubectl is a long compile of its own).
   run_step "node image" node_image >"${CACHE_DIR}/.node-image"
+  run_step "kind and kubectl" ensure_tools
   image="$(cat "${CACHE_DIR}/.node-image")"
   log "node image: ${image}"
   run_step "create cluster ${CLUSTER_NAME} (${layout})" create_cluster "${layout}" "${image}"
