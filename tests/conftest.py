@@ -19,6 +19,8 @@ from dagster_code.local.instance import (
     write_dagster_home,
 )
 from dagster_code.local.postgres_server import PostgresServer, start_postgres_server
+from dagster_code.project import dbt_project
+from dagster_code.project_definitions import build_definitions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -57,14 +59,16 @@ WAREHOUSE_DATABASE = "warehouse"
 
 @pytest.fixture(scope="session")
 def dbt_manifest(pg: PostgresServer) -> Path:
-    """Parses the dbt project once, as the image build does; definitions load from it."""
+    """Installs the project's packages and parses it once, as the image build does; definitions
+    load from it."""
     env = {**os.environ, **warehouse_env(pg, WAREHOUSE_DATABASE)}
-    subprocess.run(
-        ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    for command in ("deps", "parse"):
+        subprocess.run(
+            ["dbt", command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return DBT_PROJECT_DIR / "target" / "manifest.json"
 
 
@@ -101,7 +105,7 @@ def instance(
 
 @pytest.fixture(scope="session")
 def defs(dbt_manifest: Path) -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=REPO_ROOT / "dagster_code")
+    return build_definitions(dbt_project())
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""CLI: `python -m dagster_code.raw_data --conninfo ... --seed 42 --size 1` loads the raw tables.
+"""CLI: `python -m example_extras.raw_data --conninfo ... --seed 42 --size 1` loads the raw tables.
 
 `--apply-changes` instead applies the deterministic source change used by the snapshot tests.
 Prints a JSON summary (the known totals, or what changed) on stdout.
@@ -12,11 +12,11 @@ import json
 import sys
 import time
 
-from dagster_code.raw_data.generator import apply_source_changes, generate, load, summarize
+from example_extras.raw_data.generator import apply_source_changes, generate, load, summarize
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dagster_code.raw_data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m example_extras.raw_data", description=__doc__)
     parser.add_argument("--conninfo", required=True, help="libpq connection string of the warehouse")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--size", type=int, default=1, help="scale factor, >= 1 (default 1)")

@@ -1,6 +1,6 @@
 """Deterministic synthetic raw data (events, shop tables) for the dbt project, and its loader."""
 
-from dagster_code.raw_data.generator import (
+from example_extras.raw_data.generator import (
     EVENTS_DAYS,
     EVENTS_START,
     RAW_SCHEMA,
