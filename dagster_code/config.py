@@ -114,12 +114,12 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
         return ProjectConfig()
     file = str(path)
     node = "the project"
-    raw = yaml.safe_load(path.read_text()) or {}
-    _check_keys(file, "", node, raw, PROJECT_KEYS)
+    document = yaml.safe_load(path.read_text()) or {}
+    _check_keys(file, "", node, document, PROJECT_KEYS)
 
     release = None
-    if "release" in raw:
-        spec = _check_keys(file, "release", node, raw["release"], RELEASE_KEYS)
+    if "release" in document:
+        spec = _check_keys(file, "release", node, document["release"], RELEASE_KEYS)
         release = Release(
             select=_required_text(file, "release.select", node, spec.get("select")),
             exclude=spec.get("exclude") or "",
@@ -129,7 +129,7 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
         )
 
     schedules = []
-    for index, spec in enumerate(raw.get("tests_schedules") or []):
+    for index, spec in enumerate(document.get("tests_schedules") or []):
         key = f"tests_schedules[{index}]"
         _check_keys(file, key, node, spec, TESTS_SCHEDULE_KEYS)
         schedules.append(
@@ -142,8 +142,8 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
             )
         )
 
-    snapshots = _check_keys(file, "snapshots", node, raw.get("snapshots") or {}, SNAPSHOTS_KEYS)
-    vars_from_run_tags = raw.get("vars_from_run_tags") or {}
+    snapshots = _check_keys(file, "snapshots", node, document.get("snapshots") or {}, SNAPSHOTS_KEYS)
+    vars_from_run_tags = document.get("vars_from_run_tags") or {}
     if not isinstance(vars_from_run_tags, Mapping):
         raise PlatformConfigError(file, "vars_from_run_tags", node, "expected a mapping of dbt var to run tag")
     return ProjectConfig(
@@ -151,7 +151,7 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
         tests_schedules=tuple(schedules),
         default_snapshot_pool=snapshots.get("default_pool", DEFAULT_SNAPSHOT_POOL),
         vars_from_run_tags={str(k): str(v) for k, v in vars_from_run_tags.items()},
-        python_modules=tuple(raw.get("python_modules") or ()),
+        python_modules=tuple(document.get("python_modules") or ()),
     )
 
 
@@ -169,6 +169,6 @@ def node_config_file(project_dir: Path, project_name: str, node: Mapping[str, An
             if not relative:
                 continue
             path = project_dir / relative.split("://", 1)[-1]
-            if path.is_file() and key in path.read_text():
+            if path.is_file() and key.split(".")[0] in path.read_text():
                 return str(path)
     return str(project_dir / "dbt_project.yml")

@@ -140,7 +140,7 @@ def asset_nodes(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def default_group(node: Mapping[str, Any], project_name: str) -> str:
     """A package's nodes form a group named after it; the root project's nodes are grouped by
-    their top-level folder (`models/staging/x.sql` -> staging), else by resource type."""
+    their top-level folder (`models/finance/x.sql` -> finance), else by resource type."""
     if node.get("package_name") != project_name:
         return _identifier(node["package_name"])
     parts = Path(node.get("original_file_path", "")).parts

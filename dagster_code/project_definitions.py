@@ -22,7 +22,7 @@ PYTHON_MODULE_ATTRIBUTE = "defs"
 
 
 def _python_module_definitions(project_dir: Path, module_name: str) -> dg.Definitions:
-    """A project's own Python (e.g. a generator of its raw data), importable from its folder."""
+    """A project's own Python (e.g. a generator of its source data), importable from its folder."""
     if str(project_dir) not in sys.path:
         sys.path.append(str(project_dir))
     module = importlib.import_module(module_name)

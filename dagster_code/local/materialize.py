@@ -1,9 +1,9 @@
-"""`make materialize SELECT="tag:staging +fct_orders"`: materialize the dbt assets a dbt
+"""`make materialize SELECT="tag:nightly +my_model"`: materialize the dbt assets a dbt
 selection picks, as a run submitted to the running Dagster (`make dev`) through its GraphQL
 API, the way the UI's asset selection box launches one.
 
 A selection that touches release models also takes the release's two steps: blue is
-prepared from green first and the marts are promoted after, so an ad-hoc run cannot leave
+prepared from green first and the promoted models are promoted after, so an ad-hoc run cannot leave
 green half updated nor skip the tests that gate it.
 """
 
@@ -46,12 +46,12 @@ def selected_asset_keys(defs: dg.Definitions, dbt_select: str) -> list[dg.AssetK
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("select", help='dbt selection syntax, e.g. "tag:staging +fct_orders"')
+    parser.add_argument("select", help='dbt selection syntax, e.g. "tag:nightly +my_model"')
     parser.add_argument("--host", default=os.environ.get("DAGSTER_WEBSERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEV_WEBSERVER_PORT", "3000")))
     args = parser.parse_args()
     if not args.select.strip():
-        parser.error('SELECT is empty: make materialize SELECT="tag:staging +fct_orders"')
+        parser.error('SELECT is empty: make materialize SELECT="tag:nightly +my_model"')
 
     defs = build_definitions(dbt_project())
     keys = selected_asset_keys(defs, args.select)
