@@ -69,11 +69,11 @@ class TestsSchedule:
 
     @property
     def job_name(self) -> str:
-        return self.job or f"{_identifier(self.tag)}_job"
+        return self.job or f"{identifier(self.tag)}_job"
 
     @property
     def schedule_name(self) -> str:
-        return self.schedule or f"{_identifier(self.tag)}_schedule"
+        return self.schedule or f"{identifier(self.tag)}_schedule"
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class ProjectConfig:
     python_modules: tuple[str, ...] = ()
 
 
-def _identifier(text: str) -> str:
+def identifier(text: str) -> str:
+    """A name Dagster accepts (letters, digits, underscores) made from any text."""
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 

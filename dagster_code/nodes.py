@@ -30,6 +30,7 @@ from dagster_code.config import (
     TIME_UNITS,
     PlatformConfigError,
     ProjectConfig,
+    identifier,
     node_config_file,
     platform_meta,
 )
@@ -69,12 +70,12 @@ class SnapshotPool:
 
     @property
     def op_name(self) -> str:
-        words = [word for word in _identifier(self.pool).split("_") if word not in ("dbt", "snapshots", "")]
+        words = [word for word in identifier(self.pool).split("_") if word not in ("dbt", "snapshots", "")]
         return "_".join(["dbt_snapshots", *words])
 
     @property
     def job_name(self) -> str:
-        return f"{_identifier(self.pool)}_job"
+        return f"{identifier(self.pool)}_job"
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,6 @@ class ProjectPlan:
             for unique_id in self.release.model_ids
             if not _has_parent_in(self.manifest, self.manifest["nodes"][unique_id], self.release.model_ids)
         )
-
-
-def _identifier(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 
 def _describe(node: Mapping[str, Any]) -> str:
@@ -142,10 +139,10 @@ def default_group(node: Mapping[str, Any], project_name: str) -> str:
     """A package's nodes form a group named after it; the root project's nodes are grouped by
     their top-level folder (`models/finance/x.sql` -> finance), else by resource type."""
     if node.get("package_name") != project_name:
-        return _identifier(node["package_name"])
+        return identifier(node["package_name"])
     parts = Path(node.get("original_file_path", "")).parts
     if len(parts) > 2:
-        return _identifier(parts[1])
+        return identifier(parts[1])
     return f"dbt_{node['resource_type']}s"
 
 
