@@ -17,14 +17,17 @@
 #                     `dbt parse`; the default covers this project's profiles.yml. Placeholders only:
 #                     build arguments are visible in `docker history`.
 #
-# Bring your own dbt project: put it and a definitions package in the build context, then
-#   docker build --build-arg DBT_PROJECT_DIR=analytics --build-arg DAGSTER_CODE_DIR=my_defs \
-#     --build-arg DAGSTER_MODULE=my_defs.definitions -t my-dagster-dbt:1.0 .
-# Both keep their relative layout under /opt/project, so paths computed from __file__ still hold.
+# Bring your own dbt project: put it at the top of the build context (`make image DBT_PROJECT=path`
+# does), then
+#   docker build --build-arg DBT_PROJECT_DIR=my_project -t my-dagster-dbt:1.0 .
+# The definitions are derived from its manifest and configuration (README, "Bring your own dbt
+# project"); no Python is needed. It keeps its place beside dagster_code/ under /opt/project, so
+# `local: ../dagster_code/dbt_blue_green` in its packages.yml resolves here as in the repository.
 # `dbt parse` runs at build time without any secret: profiles.yml must render with DBT_PARSE_ENV
 # (e.g. --build-arg DBT_PARSE_ENV="MY_HOST=x MY_PASSWORD=x") or with env_var() defaults.
-# dbt packages from the hub cannot be fetched offline: run `dbt deps` before building, so that
-# dbt_packages/ is in the context.
+# Packages: a dbt_packages/ in the context is used as is (vendored, for packages of a hub that
+# cannot be reached offline); without one, or when it holds links `dbt deps` made on the host
+# (local packages), `dbt deps` runs here, which needs a hub only for hub packages.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -106,7 +109,9 @@ ENV DBT_PROJECT_DIR=/opt/project/${DBT_PROJECT_DIR} \
 RUN set -eu; \
     cd "${DBT_PROJECT_DIR}"; \
     if [ -f packages.yml ] || [ -f dependencies.yml ]; then \
-      [ -d dbt_packages ] || dbt deps --project-dir . --profiles-dir .; \
+      if [ ! -d dbt_packages ] || [ -n "$(find dbt_packages -maxdepth 1 -type l)" ]; then \
+        dbt deps --project-dir . --profiles-dir .; \
+      fi; \
     fi; \
     env ${DBT_PARSE_ENV} \
       dbt parse --project-dir . --profiles-dir . ${DBT_PARSE_TARGET:+--target "${DBT_PARSE_TARGET}"} --quiet; \

@@ -5,6 +5,8 @@ SHELL := /bin/bash
 SELECT ?=
 SIZE ?= 1
 LAYOUT ?= single
+# The dbt project that `make dev` runs and `make image` packages (a path; default the example).
+DBT_PROJECT ?= dbt_project
 
 ##@ Setup and local development
 
@@ -17,8 +19,8 @@ setup: ## Install what the fast suite and local runs need (uv, Python deps, Post
 	hack/setup.sh
 
 .PHONY: dev
-dev: setup ## Run Dagster locally (webserver + daemon) against an embedded PostgreSQL.
-	hack/dev.sh
+dev: setup ## Run Dagster locally (webserver + daemon) on DBT_PROJECT against an embedded PostgreSQL.
+	DBT_PROJECT="$(DBT_PROJECT)" hack/dev.sh
 
 .PHONY: materialize
 materialize: setup ## Materialize dbt assets chosen with dbt selection syntax: make materialize SELECT="tag:staging +fct_orders".
@@ -41,8 +43,8 @@ chart-test: setup ## helm lint, and render tests of the chart.
 ##@ Image and chart
 
 .PHONY: image
-image: ## Build the project image (and the PostgreSQL image) into the local Docker engine.
-	hack/build-images.sh
+image: ## Build the project image of DBT_PROJECT (and the PostgreSQL image) into the local Docker engine.
+	DBT_PROJECT="$(DBT_PROJECT)" hack/build-images.sh
 
 ##@ Kind cluster
 

@@ -1,11 +1,11 @@
 """Code versions for dbt nodes that see macros, ephemeral models and snapshot configs.
 
-dagster-dbt's default code version hashes only a node's raw SQL, so
+dagster-dbt's default code version hashes only a node's own SQL, so
 `AutomationCondition.code_version_changed()` misses a change to a macro the model calls
 (dagster#22566), to an ephemeral model it selects from (ephemeral models are not assets),
 or to a YAML snapshot's config (its SQL is generated). Here a node's version hashes:
 
-- its raw code and its config,
+- its own code and its config,
 - the SQL of every macro it calls, recursively (a node's `depends_on.macros` lists only
   direct callees; each macro lists its own),
 - the code version of every ephemeral node it depends on, recursively.

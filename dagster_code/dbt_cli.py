@@ -1,15 +1,43 @@
-"""Running dbt commands that are not asset builds (run-operation, test) from Dagster steps."""
+"""Running dbt from Dagster steps: asset builds, and commands that are not builds
+(run-operation, test)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
 import dagster as dg
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from dagster_code.project import dbt_project
+from dagster_code.retries import (
+    lost_warehouse_connection,
+    mark_retryable_after_lost_connection,
+    restore_step_failure_policy,
+)
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project(), target=dbt_project().target)
+def dbt_resource(project: DbtProject) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, target=project.target)
+
+
+def stream_dbt_build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, args: list[str], dbt_vars: dict[str, str]
+) -> Iterator:
+    """`dbt build` of the step's selected nodes; a lost warehouse connection makes the run
+    retryable (it is infrastructure, not a model or test failure)."""
+    restore_step_failure_policy(context)
+    try:
+        yield from dbt.cli(["build", *args, "--vars", json.dumps(dbt_vars)], context=context).stream()
+    except DagsterDbtCliRuntimeError as error:
+        if lost_warehouse_connection(str(error)):
+            context.log.warning(
+                "dbt lost its connection to the warehouse (not a model or test failure): this "
+                "run's failure is marked retryable, so its retry builds what is missing."
+            )
+            mark_retryable_after_lost_connection(context)
+        raise
 
 
 def run_dbt(
@@ -21,7 +49,8 @@ def run_dbt(
 
     The error names the dbt command, so a failed promotion says which operation failed.
     """
-    invocation = dbt.cli(args, manifest=dbt_project().manifest_path, raise_on_error=False)
+    manifest_path = Path(dbt.project_dir) / "target" / "manifest.json"
+    invocation = dbt.cli(args, manifest=manifest_path, raise_on_error=False)
     errors = []
     for event in invocation.stream_raw_events():
         info = event.raw_event.get("info", {})

@@ -9,12 +9,9 @@ Its manifest is built ahead of time (`dbt parse` at image build), except under `
 from __future__ import annotations
 
 import functools
-import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-import dagster as dg
 from dagster_dbt import DbtProject
 
 DEFAULT_DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -35,21 +32,6 @@ def dbt_project() -> DbtProject:
     return project
 
 
-@functools.cache
-def dbt_manifest() -> Mapping:
-    return json.loads(dbt_project().manifest_path.read_text())
-
-
 def dbt_target() -> str:
     return os.environ.get("DBT_TARGET", "postgres")
 
-
-# Template variables for the `project:` attribute of the DbtProjectComponents in defs/.
-@dg.template_var
-def project_dir() -> str:
-    return str(dbt_project_dir())
-
-
-@dg.template_var
-def target() -> str:
-    return dbt_target()

@@ -1,29 +1,34 @@
-"""The dbt vars a run passes to every dbt invocation of a release.
+"""The dbt vars every dbt invocation of a run passes.
 
 A release is a run group: the first run and its automatic retries. They share the root run
 id, so every model of the release, whichever run built it, is stamped with the same id.
+dagster.yml's `vars_from_run_tags` passes a run tag's value as a dbt var, to the first run of
+the group only: a retry runs without it (e.g. a test hook that slows the first run down, so a
+fault can land while some assets are done; the retry then measures recovery, not the sleep).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import dagster as dg
 
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RETRY_NUMBER_TAG = "dagster/retry_number"
-# Tests and the benchmark set this tag to slow the build at a known model (see the dbt
-# macro `sleep_seconds`), so that a fault can land while some assets are done and others not.
-SLOW_MODEL_SECONDS_TAG = "analytics/slow_model_seconds"
+# The var the blue/green package (dbt_blue_green/) stamps releases with.
+RELEASE_ID_VAR = "release_id"
 
 
 def release_id(run: dg.DagsterRun) -> str:
     return run.tags.get(ROOT_RUN_ID_TAG, run.run_id)
 
 
-def release_dbt_vars(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> dict[str, str | int]:
-    dbt_vars: dict[str, str | int] = {"release_id": release_id(context.run)}
-    slow = context.run.tags.get(SLOW_MODEL_SECONDS_TAG)
-    # Retries inherit the run's tags, but the window is for the first run's fault only: a retry
-    # builds at full speed, so recovery figures measure recovery, not the sleep again.
-    if slow is not None and context.run.tags.get(RETRY_NUMBER_TAG, "0") == "0":
-        dbt_vars["slow_model_seconds"] = int(slow)
+def run_dbt_vars(
+    run: dg.DagsterRun, vars_from_run_tags: Mapping[str, str], with_release_id: bool
+) -> dict[str, str]:
+    dbt_vars = {RELEASE_ID_VAR: release_id(run)} if with_release_id else {}
+    if run.tags.get(RETRY_NUMBER_TAG, "0") == "0":
+        for var, tag in vars_from_run_tags.items():
+            if tag in run.tags:
+                dbt_vars[var] = run.tags[tag]
     return dbt_vars

@@ -10,9 +10,11 @@
 #                        from inside a build; bases are PUBLIC_*_BASE_IMAGE from versions.env.
 #   BASE_IMAGE           the project image's base (default by mode, see versions.env)
 #   POSTGRES_BASE_IMAGE  the PostgreSQL image's base (default by mode)
-#   IMAGE_BUILD_ARGS     extra `docker build` arguments for the project image, e.g. to package
-#                        another dbt project: "--build-arg DBT_PROJECT_DIR=analytics
-#                        --build-arg DAGSTER_CODE_DIR=my_defs --build-arg DAGSTER_MODULE=my_defs.definitions"
+#   DBT_PROJECT          the dbt project to package (default dbt_project, the example). A folder at
+#                        the top of this repository is used in place; any other path is copied to
+#                        .image-dbt-project/ here first, so that `local: ../dagster_code/dbt_blue_green`
+#                        in its packages.yml resolves in the image as in the repository.
+#   IMAGE_BUILD_ARGS     extra `docker build` arguments for the project image
 #   BUILD_CPU_SHARES     CPU weight of the build's containers (default 256 of 1024: the cores are shared)
 set -o errexit -o nounset -o pipefail
 
@@ -20,6 +22,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BUILD_MODE="${BUILD_MODE:-offline}"
 IMAGE_BUILD_ARGS="${IMAGE_BUILD_ARGS:-}"
+DBT_PROJECT="${DBT_PROJECT:-dbt_project}"
+# Where an outside project is copied: a top-level folder of the build context.
+STAGED_DBT_PROJECT=".image-dbt-project"
 BUILD_CPU_SHARES="${BUILD_CPU_SHARES:-256}"
 export DOCKER_BUILDKIT=0
 # Our builds need no privileged container; skip the engine script's check of one.
@@ -50,10 +55,29 @@ build_local_bases() {
     "${LOCAL_POSTGRES_BASE_IMAGE}" "postgresql-${POSTGRES_MAJOR}" dumb-init
 }
 
+# Prints the dbt project's path relative to the build context (REPO_ROOT), staging it if needed.
+dbt_project_in_context() {
+  local project parent
+  project="$(realpath "${DBT_PROJECT}")"
+  [[ -f "${project}/dbt_project.yml" ]] || die "DBT_PROJECT=${DBT_PROJECT}: no dbt_project.yml there"
+  parent="$(dirname "${project}")"
+  if [[ "${parent}" == "${REPO_ROOT}" ]]; then
+    basename "${project}"
+    return
+  fi
+  rm -rf "${REPO_ROOT:?}/${STAGED_DBT_PROJECT}"
+  cp -a "${project}" "${REPO_ROOT}/${STAGED_DBT_PROJECT}"
+  rm -rf "${REPO_ROOT}/${STAGED_DBT_PROJECT}/target" "${REPO_ROOT}/${STAGED_DBT_PROJECT}/logs"
+  echo "${STAGED_DBT_PROJECT}"
+}
+
 build_project_image() {
-  local extra_args
+  local extra_args dbt_project_dir
   read -r -a extra_args <<<"${IMAGE_BUILD_ARGS}"
+  dbt_project_dir="$(dbt_project_in_context)"
+  log "dbt project: ${DBT_PROJECT} (in the build context: ${dbt_project_dir})"
   docker build --cpu-shares "${BUILD_CPU_SHARES}" \
+    --build-arg DBT_PROJECT_DIR="${dbt_project_dir}" \
     --build-arg BASE_IMAGE="${BASE_IMAGE}" \
     --build-arg WHEELHOUSE="${WHEELHOUSE}" \
     --build-arg UV_VERSION="${UV_VERSION}" \

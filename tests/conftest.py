@@ -20,6 +20,8 @@ from dagster_code.local.instance import (
     write_dagster_home,
 )
 from dagster_code.local.postgres_server import PostgresServer, start_postgres_server
+from dagster_code.project import dbt_project
+from dagster_code.project_definitions import build_definitions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -59,9 +61,10 @@ DBT_PARSE_TIMEOUT_SECONDS = 300
 
 @pytest.fixture(scope="session")
 def dbt_manifest(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Parses the dbt project once per suite run, as the image build does; definitions load from
-    it. Under pytest-xdist every worker asks for it: the first parses, under a lock, and the others
-    must not rewrite target/manifest.json while another worker's definitions read it."""
+    """Installs the project's packages and parses it once per suite run, as the image build does;
+    definitions load from it. Under pytest-xdist every worker asks for it: the first does it, under
+    a lock, and the others must not rewrite target/manifest.json while another worker's
+    definitions read it."""
     basetemp = tmp_path_factory.getbasetemp()
     # Each xdist worker has its own basetemp; their parent is the run's, shared by all workers.
     shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
@@ -69,13 +72,14 @@ def dbt_manifest(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     with FileLock(shared / "dbt-manifest.lock", timeout=DBT_PARSE_TIMEOUT_SECONDS):
         if not parsed_marker.exists():
             env = {**os.environ, **warehouse_env(pg, WAREHOUSE_DATABASE)}
-            subprocess.run(
-                ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=DBT_PARSE_TIMEOUT_SECONDS,
-            )
+            for command in ("deps", "parse"):
+                subprocess.run(
+                    ["dbt", command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    timeout=DBT_PARSE_TIMEOUT_SECONDS,
+                )
             parsed_marker.touch()
     return DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -113,7 +117,7 @@ def instance(
 
 @pytest.fixture(scope="session")
 def defs(dbt_manifest: Path) -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=REPO_ROOT / "dagster_code")
+    return build_definitions(dbt_project())
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 import psycopg
 
-from dagster_code import raw_data
+from example_extras import raw_data
 
 GREEN = "green"
 BLUE = "blue"
@@ -82,7 +82,7 @@ def green_release_ids(conninfo: str) -> dict[str, set[str]]:
 
 
 def release_log(conninfo: str) -> list[tuple]:
-    return query(conninfo, f"select release_id, marts from {GREEN}._release_log order by promoted_at")
+    return query(conninfo, f"select release_id, tables from {GREEN}._release_log order by promoted_at")
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:

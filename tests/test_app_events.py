@@ -1,6 +1,5 @@
 """Daily partitions of the app-event models: each run touches only its own day."""
 
-import dagster as dg
 import psycopg
 import pytest
 
@@ -62,29 +61,6 @@ def test_microbatch_partition_processes_only_its_day(defs, warehouse, instance):
     assert days == [(DAY,), (OTHER_DAY,)]
     assert _event_type(warehouse, "fct_app_events_microbatch", changed[OTHER_DAY]) == "changed"
     assert _event_type(warehouse, "fct_app_events_microbatch", changed[DAY]) != "changed"
-
-
-@pytest.mark.parametrize(
-    "partitions_def, message",
-    [
-        (dg.DailyPartitionsDefinition(start_date="2024-01-02"), "begins at 2024-01-01"),
-        (dg.MonthlyPartitionsDefinition(start_date="2024-01-01"), "batch_size='day'"),
-    ],
-    ids=["wrong-start", "wrong-unit"],
-)
-def test_mismatched_microbatch_partitions_refused_at_load(defs, partitions_def, message):
-    # Imported here: the module builds its assets from the manifest that `defs` parsed.
-    from dagster_code.defs.app_events.assets import (
-        MICROBATCH_MODEL,
-        MicrobatchPartitionsMismatch,
-        build_microbatch_assets,
-    )
-    from dagster_code.project import dbt_manifest
-
-    with pytest.raises(MicrobatchPartitionsMismatch) as error:
-        build_microbatch_assets(dbt_manifest(), partitions_def)
-    assert MICROBATCH_MODEL in str(error.value)
-    assert message in str(error.value)
 
 
 def test_wrong_partition_key_refused_with_its_name(defs, warehouse, instance):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_code.translator import ProjectDbtTranslator
+from dagster_code.code_versions import macro_aware_code_version
 from tests.conftest import DBT_PROJECT_DIR
 
 
@@ -25,9 +25,8 @@ def _code_versions(project_dir: Path, env: dict[str, str]) -> dict[str, str]:
         capture_output=True,
     )
     manifest = json.loads((project_dir / "target" / "manifest.json").read_text())
-    translator = ProjectDbtTranslator()
     return {
-        props["name"]: translator.get_asset_spec(manifest, unique_id, None).code_version
+        props["name"]: macro_aware_code_version(manifest, unique_id)
         for unique_id, props in manifest["nodes"].items()
         if props["resource_type"] in ("model", "snapshot")
         and props["config"].get("materialized") != "ephemeral"

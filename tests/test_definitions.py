@@ -10,7 +10,6 @@ import pytest
 
 from dagster_code.local.instance import chart_values, pool_limits
 from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags, retryable_after_lost_connection
-from dagster_code.translator import group_for
 from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.support import load_raw, run_job
@@ -38,20 +37,6 @@ def test_dbt_assets_are_grouped_by_folder(defs):
     assert groups["fct_app_events_microbatch"] == "app_events"
     assert groups["snap_customers"] == "sales_snapshots"
     assert groups["snap_inventory_levels"] == "inventory_snapshots"
-
-
-@pytest.mark.parametrize(
-    "props, group",
-    [
-        ({"original_file_path": "models/other/x.sql", "tags": ["marketing", "finance"]}, "finance"),
-        ({"original_file_path": "models/other/x.sql", "tags": ["marketing"]}, "marketing"),
-        ({"original_file_path": "models/other/x.sql", "config": {"meta": {"dagster_group": "ops"}}}, "ops"),
-        ({"original_file_path": "models/other/x.sql"}, "dbt_models"),
-    ],
-    ids=["tag-order", "tag", "meta", "default"],
-)
-def test_group_falls_back_from_folder_to_tag_to_meta_to_default(props, group):
-    assert group_for(props) == group
 
 
 def test_every_asset_job_carries_the_retry_tags_and_the_lost_connection_hook(defs):
@@ -161,11 +146,10 @@ def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
 
 
 def test_dg_check_defs_passes(defs, warehouse, tmp_path):
-    # `dg` refreshes the dbt component's state on load (it parses the dbt project and rewrites
-    # dagster_code/defs/.local_defs_state): in a copy of the project, so that it cannot pull the
-    # state from under definitions other tests (other xdist workers) are loading.
+    # `dg` parses the dbt project on load (prepare_if_dev), rewriting its target/: in a copy of the
+    # project, so that it cannot rewrite the manifest other tests (other xdist workers) are loading.
     project = tmp_path / "project"
-    ignore = shutil.ignore_patterns(".local_defs_state", "__pycache__", "target", "logs")
+    ignore = shutil.ignore_patterns("__pycache__", "target", "logs")
     project.mkdir()
     shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
     for folder in ("dagster_code", "dbt_project"):

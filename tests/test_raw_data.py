@@ -1,6 +1,6 @@
 """The raw-data generator is deterministic from its seed and scales with its size."""
 
-from dagster_code import raw_data
+from example_extras import raw_data
 
 
 def test_same_seed_same_data_and_other_seed_other_data():

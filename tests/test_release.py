@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import psycopg
 
-from dagster_code import raw_data
+from example_extras import raw_data
 from tests.support import (
     BLUE,
     GREEN,

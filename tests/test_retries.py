@@ -8,12 +8,15 @@ from collections import Counter
 import dagster as dg
 import psycopg
 
-from dagster_code.release_vars import SLOW_MODEL_SECONDS_TAG
+from dagster_code.config import load_project_config
 from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid
 from tests.waiting import wait_until
+from tests.conftest import DBT_PROJECT_DIR
 from tests.support import GREEN, MARTS, green_release_ids, load_raw, release_log, run_job, schema_contents
 
 SLOW_MODEL_SECONDS = 40
+# The example's dagster.yml passes this run tag's value as the var its sleep_seconds pre-hooks read.
+SLOW_MODEL_SECONDS_TAG = load_project_config(DBT_PROJECT_DIR).vars_from_run_tags["slow_model_seconds"]
 # Kubernetes' default terminationGracePeriodSeconds is 30; the run worker needs far less.
 EVICTION_GRACE_SECONDS = 15
 # Built before the slow model's pre-hook starts sleeping.

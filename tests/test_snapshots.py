@@ -1,6 +1,6 @@
 """Snapshots: a changed source row is closed and a new version opened."""
 
-from dagster_code import raw_data
+from example_extras import raw_data
 from tests.support import load_raw, query, run_job
 
 

@@ -1,4 +1,5 @@
-"""`make dev`: the Dagster UI and daemon on this machine, on an embedded PostgreSQL.
+"""`make dev DBT_PROJECT=path`: the Dagster UI and daemon on this machine, on an embedded PostgreSQL,
+for the dbt project at DBT_PROJECT_DIR (the example by default).
 
 The PostgreSQL data lives in the project's cache directory and survives restarts. It holds
 two databases, as in the chart: `dagster` (Dagster's storage) and `warehouse` (what dbt
@@ -14,9 +15,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import psycopg
 
-from dagster_code import raw_data
 from dagster_code.local.cache import cache_dir
 from dagster_code.local.instance import apply_pool_limits, instance_config, pool_limits, write_dagster_home
 from dagster_code.local.postgres_server import start_postgres_server
@@ -33,9 +32,15 @@ POSTGRES_PORT = int(os.environ.get("DEV_POSTGRES_PORT", "55433"))
 WEBSERVER_PORT = int(os.environ.get("DEV_WEBSERVER_PORT", "3000"))
 
 
-def _raw_data_loaded(conninfo: str) -> bool:
-    with psycopg.connect(conninfo) as conn:
-        return conn.execute("select to_regclass('raw.orders') is not null").fetchone()[0]
+def _install_dbt_packages(env: dict[str, str]) -> None:
+    """`dbt deps` once, when packages.yml lists packages that dbt_packages/ does not hold yet."""
+    project_dir = dbt_project_dir()
+    if (project_dir / "packages.yml").exists() and not (project_dir / "dbt_packages").exists():
+        print(f"Installing the dbt packages of {project_dir}", flush=True)
+        subprocess.run(
+            ["dbt", "deps", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+            env=env, check=True,
+        )
 
 
 def main() -> int:
@@ -43,7 +48,7 @@ def main() -> int:
     server = start_postgres_server(root=POSTGRES_ROOT, port=POSTGRES_PORT)
     try:
         server.ensure_database("dagster")
-        warehouse = server.ensure_database("warehouse")
+        server.ensure_database("warehouse")
         env = {
             **os.environ,
             "DBT_TARGET": "postgres",
@@ -66,9 +71,7 @@ def main() -> int:
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         with dg.DagsterInstance.get() as instance:
             apply_pool_limits(instance, pool_limits())
-        if not _raw_data_loaded(warehouse):
-            print("Loading generated raw data (seed 42, size 1) into the warehouse", flush=True)
-            raw_data.load(warehouse, raw_data.generate(seed=42, size=1))
+        _install_dbt_packages(env)
         print(f"Dagster UI: http://127.0.0.1:{WEBSERVER_PORT}", flush=True)
         return subprocess.call(
             [

@@ -1,35 +1,35 @@
-"""`make materialize SELECT="tag:staging +fct_orders"`: materialize the dbt assets a dbt
+"""`make materialize SELECT="tag:nightly +my_model"`: materialize the dbt assets a dbt
 selection picks, as a run submitted to the running Dagster (`make dev`) through its GraphQL
 API, the way the UI's asset selection box launches one.
 
 A selection that touches release models also takes the release's two steps: blue is
-prepared from green first and the marts are promoted after, so an ad-hoc run cannot leave
+prepared from green first and the promoted models are promoted after, so an ad-hoc run cannot leave
 green half updated nor skip the tests that gate it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt.utils import select_unique_ids
 from dagster_graphql import DagsterGraphQLClient
 
-from dagster_code.project import dbt_manifest, dbt_project
+from dagster_code.project import dbt_project
+from dagster_code.project_definitions import build_definitions
 from dagster_code.retries import retry_tags
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 
 ASSET_JOB = "__ASSET_JOB"
-RELEASE_GROUPS = {"staging", "intermediate", "marts"}
 
 
 def selected_asset_keys(defs: dg.Definitions, dbt_select: str) -> list[dg.AssetKey]:
     """The assets dbt's own selection engine picks; a model's asset key is its name."""
     graph = defs.resolve_asset_graph()
-    manifest = dbt_manifest()
+    manifest = json.loads(dbt_project().manifest_path.read_text())
     unique_ids = select_unique_ids(dbt_select, "", "", dbt_project(), manifest)
     keys = {
         dg.AssetKey([manifest["nodes"][unique_id]["name"]])
@@ -38,21 +38,22 @@ def selected_asset_keys(defs: dg.Definitions, dbt_select: str) -> list[dg.AssetK
     } & set(graph.get_all_asset_keys())
     if not keys:
         raise SystemExit(f"the dbt selection '{dbt_select}' matches no asset")
-    if any(graph.get(key).group_name in RELEASE_GROUPS for key in keys):
+    # Release models are the assets downstream of release/blue_prepared.
+    if graph.has(BLUE_PREPARED_KEY) and keys & dg.AssetSelection.assets(BLUE_PREPARED_KEY).downstream().resolve(graph):
         keys |= {BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY}
     return sorted(keys, key=lambda key: key.to_user_string())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("select", help='dbt selection syntax, e.g. "tag:staging +fct_orders"')
+    parser.add_argument("select", help='dbt selection syntax, e.g. "tag:nightly +my_model"')
     parser.add_argument("--host", default=os.environ.get("DAGSTER_WEBSERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEV_WEBSERVER_PORT", "3000")))
     args = parser.parse_args()
     if not args.select.strip():
-        parser.error('SELECT is empty: make materialize SELECT="tag:staging +fct_orders"')
+        parser.error('SELECT is empty: make materialize SELECT="tag:nightly +my_model"')
 
-    defs = dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parents[1])
+    defs = build_definitions(dbt_project())
     keys = selected_asset_keys(defs, args.select)
     print("Materializing:", ", ".join(key.to_user_string() for key in keys))
     client = DagsterGraphQLClient(args.host, port_number=args.port)

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from kubernetes import client
 
-from dagster_code.defs.raw_data.assets import RawDataConfig
-from dagster_code.raw_data import generate, load
+from example_extras.definitions import RawDataConfig
+from example_extras.raw_data import generate, load
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench import synthetic_project
 from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image

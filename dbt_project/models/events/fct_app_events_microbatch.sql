@@ -1,7 +1,8 @@
 {#
     Microbatch model: dbt filters the source (whose event_time is configured) to one day per
-    batch; no filter here. `begin` must equal dagster_code.raw_data.EVENTS_START, and Dagster's
-    daily partitions start on it (read from this config in the manifest).
+    batch; no filter here. `begin` is the first day of generated data
+    (example_extras.raw_data.EVENTS_START); Dagster's daily partitions are derived from it and
+    from batch_size.
 #}
 {{
     config(

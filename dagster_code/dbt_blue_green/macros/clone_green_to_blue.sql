@@ -1,0 +1,64 @@
+{#
+    Prepares the blue schema for a release: every table that green publishes is copied into
+    blue, so a release (even one that rebuilds only some models) starts from what consumers
+    see now. Called by the Dagster asset `release/blue_prepared` through
+    `dbt run-operation clone_green_to_blue --args '{release_id: ..., tables: [...]}'`, never
+    from on-run-start: a retried run must not clone green over blue tables it already rebuilt.
+#}
+{% macro clone_green_to_blue(release_id, tables) %}
+    {{ return(adapter.dispatch('clone_green_to_blue', 'dagster_blue_green')(release_id, tables)) }}
+{% endmacro %}
+
+
+{% macro default__clone_green_to_blue(release_id, tables) %}
+    {{ exceptions.raise_compiler_error(
+        "Blue/green releases are not implemented for the '" ~ adapter.type() ~ "' adapter: "
+        ~ "add macros " ~ adapter.type() ~ "__clone_green_to_blue and "
+        ~ adapter.type() ~ "__promote_blue_to_green to the project."
+    ) }}
+{% endmacro %}
+
+
+{% macro postgres__clone_green_to_blue(release_id, tables) %}
+    {% if execute %}
+        {% set green = var('green_schema', 'green') %}
+        {% set blue = var('blue_schema', 'blue') %}
+        {% set published = bluegreen_existing_tables(green, tables) %}
+        {% set sql %}
+            begin;
+            create schema if not exists {{ adapter.quote(blue) }};
+            {% for table in published %}
+            drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(table) }} cascade;
+            create table {{ adapter.quote(blue) }}.{{ adapter.quote(table) }}
+                as select * from {{ adapter.quote(green) }}.{{ adapter.quote(table) }};
+            {% endfor %}
+            commit;
+        {% endset %}
+        {% do run_query(sql) %}
+        {% if published | length == 0 %}
+            {% do log("Release " ~ release_id ~ ": " ~ green ~ " publishes no table yet; first release.", info=True) %}
+        {% else %}
+            {% do log("Release " ~ release_id ~ ": cloned " ~ published | join(", ") ~ " from " ~ green ~ " into " ~ blue, info=True) %}
+        {% endif %}
+    {% endif %}
+{% endmacro %}
+
+
+{% macro snowflake__clone_green_to_blue(release_id, tables) %}
+    {% if execute %}
+        {% set green = var('green_schema', 'green') %}
+        {% set blue = var('blue_schema', 'blue') %}
+        {% set db = target.database %}
+        {% set green_exists = run_query(
+            "select count(*) from " ~ db ~ ".information_schema.schemata where schema_name = upper('" ~ green ~ "')"
+        ).rows[0][0] > 0 %}
+        {% if green_exists %}
+            {# Zero-copy: a metadata operation however large the tables are. #}
+            {% do run_query("create or replace schema " ~ db ~ "." ~ blue ~ " clone " ~ db ~ "." ~ green) %}
+            {% do log("Release " ~ release_id ~ ": cloned schema " ~ green ~ " into " ~ blue, info=True) %}
+        {% else %}
+            {% do run_query("create schema if not exists " ~ db ~ "." ~ blue) %}
+            {% do log("Release " ~ release_id ~ ": no " ~ green ~ " schema yet; first release.", info=True) %}
+        {% endif %}
+    {% endif %}
+{% endmacro %}

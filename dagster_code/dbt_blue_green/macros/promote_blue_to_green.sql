@@ -1,0 +1,125 @@
+{#
+    Promotes a release: every table in blue replaces its twin in green.
+
+    On PostgreSQL, DDL is transactional, so all tables swap in ONE transaction: a consumer
+    sees either every old table or every new one, never a mix (the guide's per-table swap
+    leaves a window of mixed releases). The release id is recorded in green._release_log in
+    the same transaction; a promotion replayed for the same release (a retry after a crash
+    that hit after the commit) finds it and changes nothing. Swapping, not dropping, leaves
+    the previous release in blue until the next release clones over it.
+
+    Called by the Dagster asset `release/green_promoted`, which runs only after every model
+    and every dbt test of the release succeeded.
+#}
+{% macro promote_blue_to_green(release_id, tables) %}
+    {{ return(adapter.dispatch('promote_blue_to_green', 'dagster_blue_green')(release_id, tables)) }}
+{% endmacro %}
+
+
+{% macro default__promote_blue_to_green(release_id, tables) %}
+    {{ exceptions.raise_compiler_error(
+        "Blue/green releases are not implemented for the '" ~ adapter.type() ~ "' adapter: "
+        ~ "add macros " ~ adapter.type() ~ "__clone_green_to_blue and "
+        ~ adapter.type() ~ "__promote_blue_to_green to the project."
+    ) }}
+{% endmacro %}
+
+
+{% macro postgres__promote_blue_to_green(release_id, tables) %}
+    {% if execute %}
+        {% set green = adapter.quote(var('green_schema', 'green')) %}
+        {% set blue = adapter.quote(var('blue_schema', 'blue')) %}
+        {% set scratch = adapter.quote(var('blue_schema', 'blue') ~ '_swap') %}
+        {% set release_log = green ~ '._release_log' %}
+        {# One transaction from `begin` to `commit`, across the run_query calls below. #}
+        {% set setup %}
+            begin;
+            create schema if not exists {{ green }};
+            create schema if not exists {{ scratch }};
+            create table if not exists {{ release_log }} (
+                release_id text primary key,
+                promoted_at timestamptz not null default now(),
+                tables text[] not null
+            );
+            -- Serializes promotions: a second one waits here, then sees the first's row.
+            lock table {{ release_log }} in share row exclusive mode;
+        {% endset %}
+        {% do run_query(setup) %}
+        {% set already = run_query(
+            "select count(*) from " ~ release_log ~ " where release_id = '" ~ release_id ~ "'"
+        ).rows[0][0] > 0 %}
+        {% if already %}
+            {% do run_query("commit") %}
+            {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
+            {{ return(none) }}
+        {% endif %}
+
+        {% set built = bluegreen_existing_tables(var('blue_schema', 'blue'), tables) %}
+        {% set missing = tables | reject('in', built) | list %}
+        {% if missing | length > 0 %}
+            {{ exceptions.raise_compiler_error(
+                "Release " ~ release_id ~ " cannot be promoted: blue has no table for "
+                ~ missing | join(", ") ~ ". Green is unchanged."
+            ) }}
+        {% endif %}
+        {% set published = bluegreen_existing_tables(var('green_schema', 'green'), tables) %}
+        {% set swap %}
+            {% for table in tables %}
+            {% set name = adapter.quote(table) %}
+            {% if table in published %}
+            alter table {{ green }}.{{ name }} set schema {{ scratch }};
+            {% endif %}
+            alter table {{ blue }}.{{ name }} set schema {{ green }};
+            {% if table in published %}
+            alter table {{ scratch }}.{{ name }} set schema {{ blue }};
+            {% endif %}
+            {% endfor %}
+            insert into {{ release_log }} (release_id, tables)
+            values ('{{ release_id }}', array[{% for table in tables %}'{{ table }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]);
+            commit;
+        {% endset %}
+        {% do run_query(swap) %}
+        {% do log("Release " ~ release_id ~ ": promoted " ~ tables | length ~ " table(s) to green in one transaction: " ~ tables | join(", "), info=True) %}
+    {% endif %}
+{% endmacro %}
+
+
+{% macro snowflake__promote_blue_to_green(release_id, tables) %}
+    {#
+        Snowflake commits each DDL statement on its own, so tables swap one by one (each swap
+        is atomic); the window of mixed releases that the PostgreSQL version closes remains.
+    #}
+    {% if execute %}
+        {% set green = var('green_schema', 'green') %}
+        {% set blue = var('blue_schema', 'blue') %}
+        {% set db = target.database %}
+        {% do run_query("create schema if not exists " ~ db ~ "." ~ green) %}
+        {% do run_query(
+            "create table if not exists " ~ db ~ "." ~ green ~ "._release_log "
+            ~ "(release_id varchar primary key, promoted_at timestamp_tz default current_timestamp(), tables array)"
+        ) %}
+        {% set already = run_query(
+            "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = '" ~ release_id ~ "'"
+        ).rows[0][0] > 0 %}
+        {% if already %}
+            {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
+            {{ return(none) }}
+        {% endif %}
+        {% for table in tables %}
+            {% set green_exists = run_query(
+                "select count(*) from " ~ db ~ ".information_schema.tables where table_schema = upper('"
+                ~ green ~ "') and table_name = upper('" ~ table ~ "')"
+            ).rows[0][0] > 0 %}
+            {% if green_exists %}
+                {% do run_query("alter table " ~ db ~ "." ~ blue ~ "." ~ table ~ " swap with " ~ db ~ "." ~ green ~ "." ~ table) %}
+            {% else %}
+                {% do run_query("create or replace table " ~ db ~ "." ~ green ~ "." ~ table ~ " clone " ~ db ~ "." ~ blue ~ "." ~ table) %}
+            {% endif %}
+        {% endfor %}
+        {% do run_query(
+            "insert into " ~ db ~ "." ~ green ~ "._release_log (release_id, tables) select '"
+            ~ release_id ~ "', array_construct('" ~ tables | join("', '") ~ "')"
+        ) %}
+        {% do log("Release " ~ release_id ~ ": promoted " ~ tables | join(", ") ~ " to green", info=True) %}
+    {% endif %}
+{% endmacro %}

@@ -1,0 +1,1 @@
+{% macro normalized_code(column) -%}upper(trim({{ column }})){%- endmacro %}

@@ -1,0 +1,1 @@
+select customer_id, name, country_code from {{ ref('stg_customers') }}

@@ -1,0 +1,1 @@
+select count(*) as countries from {{ ref('stg_countries') }}

@@ -1,0 +1,128 @@
+"""The platform on dbt projects other than the example: a minimal one that configures nothing, and
+a configured one (tests/dbt_projects/acme: hourly and monthly microbatch models, an opted-in
+regular incremental model, snapshots in two pools, a release of three marts, a package vendored
+under dbt_packages/). Definitions load, and a full build succeeds on the real PostgreSQL."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_dbt import DbtProject
+
+from dagster_code.project_definitions import build_definitions
+from tests.conftest import REPO_ROOT
+from tests.support import query, run_job, table_exists
+
+PROJECTS = Path(__file__).parent / "dbt_projects"
+BLUE_GREEN_PACKAGE = REPO_ROOT / "dagster_code" / "dbt_blue_green"
+
+
+def prepared_project(name: str, tmp_path: Path) -> DbtProject:
+    """A copy of the project, its packages in dbt_packages/ as `dbt deps` leaves them, parsed."""
+    project_dir = tmp_path / name
+    shutil.copytree(PROJECTS / name, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    if (project_dir / "packages.yml").exists():
+        shutil.copytree(BLUE_GREEN_PACKAGE, project_dir / "dbt_packages" / "dagster_blue_green")
+    subprocess.run(
+        ["dbt", "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+        env=dict(os.environ), check=True, capture_output=True,
+    )
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="postgres")
+
+
+def groups_of(defs: dg.Definitions) -> dict[str, str]:
+    graph = defs.resolve_asset_graph()
+    return {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+
+
+def build_all_unpartitioned(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str]):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey.from_user_string(key) for key in keys], raise_on_error=False
+    )
+
+
+def test_minimal_project_loads_with_defaults_and_builds(warehouse, instance, tmp_path):
+    defs = build_definitions(prepared_project("minimal", tmp_path))
+
+    assert groups_of(defs) == {"countries": "dbt_seeds", "stg_countries": "staging", "country_count": "dbt_models"}
+    assert not defs.jobs and not defs.schedules
+    result = build_all_unpartitioned(defs, instance, ["countries", "stg_countries", "country_count"])
+    assert result.success
+    assert query(warehouse, "select countries from public.country_count") == [(2,)]
+
+
+@pytest.fixture
+def acme(warehouse, tmp_path) -> dg.Definitions:
+    return build_definitions(prepared_project("acme", tmp_path))
+
+
+def test_configured_project_derives_groups_pools_partitions_and_release(acme):
+    groups = groups_of(acme)
+    assert groups == {
+        "countries_seed": "dbt_seeds", "customers_seed": "dbt_seeds", "events_seed": "dbt_seeds",
+        "stg_customers": "staging", "stg_events": "staging",
+        "dim_customers": "reporting", "fct_customer_events": "reporting", "mart_countries": "reporting",
+        "events_hourly": "events", "events_monthly": "events", "events_windowed": "events",
+        "snap_customers": "finance", "snap_countries": "finance", "snap_events": "ops",
+        "utils_calendar": "acme_utils",
+        "release/blue_prepared": "release", "release/green_promoted": "release",
+    }
+    pools = {
+        assets_def.node_def.name: assets_def.node_def.pool
+        for assets_def in acme.resolve_asset_graph().assets_defs
+        if assets_def.node_def.name.startswith("dbt_snapshots")
+    }
+    assert pools == {"dbt_snapshots_finance": "finance-snapshots", "dbt_snapshots_ops": "ops-snapshots"}
+    graph = acme.resolve_asset_graph()
+    # Partitions from each microbatch model's begin and batch_size; from meta for the opted-in one.
+    # Backfills: a whole range in one run for microbatch models, one partition per run otherwise.
+    expected = {
+        "events_hourly": ("0 * * * *", "2024-01-01-00:00", None),
+        "events_monthly": ("0 0 1 * *", "2024-01-01", None),
+        "events_windowed": ("0 0 * * *", "2024-01-01", 1),
+    }
+    for name, (cron, first_key, partitions_per_run) in expected.items():
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def.cron_schedule == cron, name
+        assert node.partitions_def.get_first_partition_key() == first_key, name
+        assert node.backfill_policy.max_partitions_per_run == partitions_per_run, name
+    release = acme.resolve_job_def("release_job")
+    assert {key.to_user_string() for key in release.asset_layer.selected_asset_keys} == {
+        "release/blue_prepared", "stg_customers", "stg_events",
+        "dim_customers", "fct_customer_events", "mart_countries", "release/green_promoted",
+    }
+    assert release.tags["analytics/release"] == "blue-green"
+    schedule = acme.resolve_schedule_def("nightly_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 3 * * *", "Europe/Berlin", "nightly_job",
+    )
+
+
+def test_configured_project_full_build(acme, warehouse, instance):
+    seeds_and_package = build_all_unpartitioned(
+        acme, instance, ["countries_seed", "customers_seed", "events_seed", "utils_calendar"]
+    )
+    assert seeds_and_package.success
+
+    assert run_job(acme, "release_job", instance).success
+    for mart in ("dim_customers", "fct_customer_events", "mart_countries"):
+        assert table_exists(warehouse, "green", mart), mart
+    assert query(warehouse, "select count(*) from green._release_log") == [(1,)]
+    assert run_job(acme, "finance_snapshots_job", instance).success
+    assert run_job(acme, "ops_snapshots_job", instance).success
+    assert run_job(acme, "events_monthly_job", instance, partition_key="2024-01-01").success
+    assert run_job(acme, "events_windowed_job", instance, partition_key="2024-01-02").success
+    assert run_job(acme, "nightly_job", instance).success
+    # A range of hourly partitions is one run and one dbt invocation (single-run backfill).
+    hourly = run_job(
+        acme, "events_hourly_job", instance,
+        tags={"dagster/asset_partition_range_start": "2024-01-01-00:00",
+              "dagster/asset_partition_range_end": "2024-01-01-05:00"},
+    )
+    assert hourly.success
+    assert query(warehouse, "select event_id from events.events_hourly order by 1") == [(1,), (2,)]
+    assert query(warehouse, "select count(*) from snapshots.snap_events") == [(4,)]

@@ -1,0 +1,180 @@
+"""Misconfigurations are refused when definitions load, naming the file, the key and the dbt node;
+and the platform names nothing of the example project."""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster_dbt import DbtProject
+
+from dagster_code.config import PlatformConfigError, load_project_config
+from dagster_code.nodes import plan_project
+from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
+from tests.test_any_dbt_project import prepared_project
+
+PLATFORM_DIR = REPO_ROOT / "dagster_code"
+ACME_RELEASE = {"select": "path:models/staging path:models/marts"}
+
+
+@pytest.fixture(scope="module")
+def acme_project(tmp_path_factory, pg) -> DbtProject:
+    from tests.conftest import warehouse_env
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in warehouse_env(pg, "warehouse").items():
+            patch.setenv(key, value)
+        return prepared_project("acme", tmp_path_factory.mktemp("acme"))
+
+
+@pytest.fixture(scope="module")
+def acme_manifest(acme_project) -> dict:
+    return json.loads(acme_project.manifest_path.read_text())
+
+
+def node_of(manifest: dict, name: str) -> dict:
+    return next(node for node in manifest["nodes"].values() if node["name"] == name)
+
+
+def plan_with(project: DbtProject, manifest: dict, dagster_yml: dict | None = None):
+    config_file = Path(project.project_dir) / "dagster.yml"
+    original = config_file.read_text()
+    try:
+        if dagster_yml is not None:
+            config_file.write_text(yaml.safe_dump(dagster_yml))
+        return plan_project(manifest, project, load_project_config(Path(project.project_dir)))
+    finally:
+        config_file.write_text(original)
+
+
+def refused(project, manifest, dagster_yml=None) -> str:
+    with pytest.raises(PlatformConfigError) as error:
+        plan_with(project, manifest, dagster_yml)
+    return str(error.value)
+
+
+def test_unknown_project_key_is_refused(acme_project, acme_manifest):
+    message = refused(acme_project, acme_manifest, {"releases": ACME_RELEASE})
+    assert "dagster.yml: releases on the project: unknown key" in message
+
+
+def test_unknown_release_key_is_refused(acme_project, acme_manifest):
+    message = refused(acme_project, acme_manifest, {"release": {**ACME_RELEASE, "selector": "x"}})
+    assert "dagster.yml: release.selector on the project: unknown key" in message
+
+
+def test_unknown_meta_key_is_refused_naming_dbt_project_yml(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node_of(manifest, "dim_customers")["config"]["meta"]["dagster_pools"] = "x"
+    message = refused(acme_project, manifest)
+    assert "dbt_project.yml: dagster_pools on model 'dim_customers' (model.acme.dim_customers): unknown key" in message
+
+
+def test_pool_on_a_model_is_refused_naming_its_yaml(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node = node_of(manifest, "events_windowed")
+    node["config"]["meta"]["dagster_pool"] = "events"
+    yaml_file = Path(acme_project.project_dir) / "models" / "events" / "_events.yml"
+    original = yaml_file.read_text()
+    yaml_file.write_text(original.replace("dagster_partitions:", "dagster_pool: events\n        dagster_partitions:"))
+    try:
+        message = refused(acme_project, manifest)
+    finally:
+        yaml_file.write_text(original)
+    assert f"{yaml_file}: dagster_pool on model 'events_windowed'" in message
+    assert "snapshots only" in message
+
+
+def test_partitions_on_a_view_are_refused(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node_of(manifest, "stg_customers")["config"]["meta"]["dagster_partitions"] = {
+        "unit": "day", "start": "2024-01-01", "start_var": "a", "end_var": "b",
+    }
+    message = refused(acme_project, manifest)
+    assert "dagster_partitions on model 'stg_customers' (model.acme.stg_customers)" in message
+    assert "incremental model, not 'view'" in message
+
+
+def test_unknown_partitions_key_is_refused(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node_of(manifest, "events_windowed")["config"]["meta"]["dagster_partitions"]["timezone"] = "UTC"
+    message = refused(acme_project, manifest)
+    assert "_events.yml: dagster_partitions.timezone on model 'events_windowed'" in message
+
+
+def test_microbatch_without_begin_is_refused(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node_of(manifest, "events_hourly")["config"]["begin"] = None
+    message = refused(acme_project, manifest)
+    assert "events_hourly.sql: begin on model 'events_hourly' (model.acme.events_hourly)" in message
+
+
+def test_microbatch_with_unsupported_batch_size_is_refused(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    node_of(manifest, "events_monthly")["config"]["batch_size"] = "week"
+    message = refused(acme_project, manifest)
+    assert "events_monthly.sql: batch_size on model 'events_monthly'" in message
+    assert "'week' is not one of hour, day, month, year" in message
+
+
+def test_release_selecting_nothing_is_refused(acme_project, acme_manifest):
+    message = refused(acme_project, acme_manifest, {"release": {"select": "path:models/nowhere"}})
+    assert "dagster.yml: release.select on selection 'path:models/nowhere': selects no model" in message
+
+
+def test_release_on_adapter_without_blue_green_macros_is_refused(acme_project, acme_manifest):
+    manifest = copy.deepcopy(acme_manifest)
+    manifest["metadata"]["adapter_type"] = "duckdb"
+    message = refused(acme_project, manifest)
+    assert "dagster.yml: release on adapter 'duckdb': no duckdb__clone_green_to_blue" in message
+
+
+def test_invalid_cron_is_refused(acme_project, acme_manifest):
+    message = refused(
+        acme_project, acme_manifest, {"tests_schedules": [{"tag": "nightly", "cron": "every hour"}]}
+    )
+    assert "dagster.yml: tests_schedules[0].cron on tests schedule of tag 'nightly'" in message
+
+
+def test_unknown_timezone_is_refused(acme_project, acme_manifest):
+    message = refused(
+        acme_project, acme_manifest,
+        {"tests_schedules": [{"tag": "nightly", "cron": "0 3 * * *", "timezone": "Mars/Olympus"}]},
+    )
+    assert "tests_schedules[0].timezone" in message
+
+
+def _example_names(manifest: dict) -> set[str]:
+    """Every name the example project defines: nodes, sources and their tables, tags, folders,
+    and its own vars (not those of the blue/green package it uses)."""
+    names: set[str] = set()
+    for node in manifest["nodes"].values():
+        if node["package_name"] != manifest["metadata"]["project_name"]:
+            continue
+        if node["resource_type"] in ("model", "seed", "snapshot"):
+            names.add(node["name"])
+        names.update(node.get("tags", []))
+        names.update(Path(node["original_file_path"]).parts[1:-1])
+    for source in manifest["sources"].values():
+        names.update({source["source_name"], source["name"], source["identifier"], source["schema"]})
+    package_macros = "".join(path.read_text() for path in (PLATFORM_DIR / "dbt_blue_green").rglob("*.sql"))
+    package_vars = set(re.findall(r"var\('(\w+)'", package_macros)) | {"release_id"}
+    project_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    names.update(set(project_vars) - package_vars)
+    return names
+
+
+def test_platform_names_nothing_of_the_example(dbt_manifest):
+    names = _example_names(json.loads(dbt_manifest.read_text()))
+    assert {"fct_app_events_microbatch", "snap_orders", "marts", "hourly_tests", "start_date"} <= names
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, names))) + r")\b")
+    hits = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {match.group(0)}"
+        for path in sorted(PLATFORM_DIR.rglob("*"))
+        if path.suffix in (".py", ".yml", ".yaml", ".sql") and "__pycache__" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for match in pattern.finditer(line)
+    ]
+    assert not hits, "dagster_code/ names the example project:\n" + "\n".join(hits)
