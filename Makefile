@@ -3,7 +3,6 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SELECT ?=
-SIZE ?= 1
 LAYOUT ?= single
 # The dbt project that `make dev` runs and `make image` packages (a path; default the example).
 DBT_PROJECT ?= dbt_project
