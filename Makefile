@@ -35,6 +35,10 @@ dbt-deps-reset: setup ## Recover from a broken package update: dbt clean && dbt 
 test: setup ## The fast suite: dbt + Dagster on a real PostgreSQL, and the chart tests. No cluster.
 	hack/test.sh
 
+.PHONY: lint
+lint: setup ## ruff (lint, format check) and shellcheck.
+	hack/lint.sh
+
 .PHONY: chart-test
 chart-test: setup ## helm lint, and render tests of the chart.
 	hack/test.sh tests/chart

@@ -40,7 +40,7 @@ def _macro_closure(manifest: Mapping[str, Any], macro_ids: list[str]) -> list[st
     return sorted(seen)
 
 
-def _node_fingerprint(manifest: Mapping[str, Any], unique_id: str, hasher: "hashlib._Hash") -> None:
+def _node_fingerprint(manifest: Mapping[str, Any], unique_id: str, hasher: hashlib._Hash) -> None:
     node = manifest["nodes"][unique_id]
     config = {k: v for k, v in node.get("config", {}).items() if k not in IGNORED_CONFIG_KEYS}
     hasher.update(unique_id.encode())

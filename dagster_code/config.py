@@ -97,7 +97,9 @@ def _check_keys(file: str, key: str, node: str, value: Any, allowed: tuple[str, 
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise PlatformConfigError(
-            file, f"{key}.{unknown[0]}" if key else unknown[0], node,
+            file,
+            f"{key}.{unknown[0]}" if key else unknown[0],
+            node,
             f"unknown key; expected one of {', '.join(allowed)}",
         )
     return value

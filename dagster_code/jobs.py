@@ -15,11 +15,13 @@ from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 TESTS_ON_GREEN_VARS = {"blue_schema": "green"}
 
 
-def retried_asset_job(
-    name: str, selection: dg.AssetSelection, tags: dict[str, str] | None = None, **kwargs
-):
+def retried_asset_job(name: str, selection: dg.AssetSelection, tags: dict[str, str] | None = None, **kwargs):
     return dg.define_asset_job(
-        name, selection=selection, tags={**retry_tags(), **(tags or {})}, hooks={retryable_after_lost_connection}, **kwargs
+        name,
+        selection=selection,
+        tags={**retry_tags(), **(tags or {})},
+        hooks={retryable_after_lost_connection},
+        **kwargs,
     )
 
 

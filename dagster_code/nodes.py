@@ -10,7 +10,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def default_group(node: Mapping[str, Any], project_name: str) -> str:
 
 def _as_utc(value: Any) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _truncate(moment: datetime, unit: str) -> datetime:
@@ -199,7 +199,9 @@ class _Checker:
         job_name = meta.get(JOB_KEY) or f"{node['name']}_job"
         if microbatch:
             if PARTITIONS_KEY in meta:
-                raise self.fail(node, PARTITIONS_KEY, "a microbatch model's partitions come from its begin and batch_size")
+                raise self.fail(
+                    node, PARTITIONS_KEY, "a microbatch model's partitions come from its begin and batch_size"
+                )
             batch_size, begin = config.get("batch_size"), config.get("begin")
             if batch_size not in TIME_UNITS:
                 raise self.fail(node, "batch_size", f"'{batch_size}' is not one of {', '.join(TIME_UNITS)}")
@@ -221,7 +223,9 @@ class _Checker:
             raise self.fail(node, PARTITIONS_KEY, f"expected a mapping with {', '.join(PARTITIONS_KEYS)}")
         for key in spec:
             if key not in PARTITIONS_KEYS:
-                raise self.fail(node, f"{PARTITIONS_KEY}.{key}", f"unknown key; expected one of {', '.join(PARTITIONS_KEYS)}")
+                raise self.fail(
+                    node, f"{PARTITIONS_KEY}.{key}", f"unknown key; expected one of {', '.join(PARTITIONS_KEYS)}"
+                )
         for key in PARTITIONS_KEYS:
             if not spec.get(key):
                 raise self.fail(node, f"{PARTITIONS_KEY}.{key}", "missing")
@@ -232,8 +236,13 @@ class _Checker:
         except ValueError:
             raise self.fail(node, f"{PARTITIONS_KEY}.start", f"'{spec['start']}' is not an ISO date or time") from None
         return PartitionedModel(
-            node["unique_id"], node["name"], time_partitions(spec["unit"], start), job_name,
-            microbatch=False, start_var=spec["start_var"], end_var=spec["end_var"],
+            node["unique_id"],
+            node["name"],
+            time_partitions(spec["unit"], start),
+            job_name,
+            microbatch=False,
+            start_var=spec["start_var"],
+            end_var=spec["end_var"],
         )
 
 
@@ -262,7 +271,9 @@ def _release_plan(
     missing = [name for name in RELEASE_MACROS if f"{adapter}__{name}" not in macro_names]
     if missing:
         raise PlatformConfigError(
-            file, "release", f"adapter '{adapter}'",
+            file,
+            "release",
+            f"adapter '{adapter}'",
             f"no {', '.join(f'{adapter}__{name}' for name in missing)} macro: the blue/green package "
             "(dbt_blue_green, one `local:` line in packages.yml) supports postgres and snowflake",
         )
@@ -281,7 +292,9 @@ def _release_plan(
     model_ids = models(release.select, "release.select")
     for unique_id in sorted(model_ids & set(partitioned)):
         raise PlatformConfigError(
-            file, "release.select", _describe(nodes[unique_id]),
+            file,
+            "release.select",
+            _describe(nodes[unique_id]),
             "a partitioned model is built per partition by its own job, not by the release",
         )
     if release.promote:
@@ -294,10 +307,7 @@ def _release_plan(
         promote_ids = frozenset(
             unique_id
             for unique_id in model_ids
-            if not any(
-                unique_id in nodes[child].get("depends_on", {}).get("nodes", [])
-                for child in model_ids
-            )
+            if not any(unique_id in nodes[child].get("depends_on", {}).get("nodes", []) for child in model_ids)
         )
     return ReleasePlan(
         model_ids=model_ids,
@@ -312,7 +322,9 @@ def _check_schedules(project_dir: Path, config: ProjectConfig) -> None:
     for index, schedule in enumerate(config.tests_schedules):
         where = f"tests schedule of tag '{schedule.tag}'"
         if not is_valid_cron_string(schedule.cron):
-            raise PlatformConfigError(file, f"tests_schedules[{index}].cron", where, f"'{schedule.cron}' is not a valid cron")
+            raise PlatformConfigError(
+                file, f"tests_schedules[{index}].cron", where, f"'{schedule.cron}' is not a valid cron"
+            )
         try:
             zoneinfo.ZoneInfo(schedule.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -34,4 +34,3 @@ def dbt_project() -> DbtProject:
 
 def dbt_target() -> str:
     return os.environ.get("DBT_TARGET", "postgres")
-

@@ -29,7 +29,9 @@ def _python_module_definitions(project_dir: Path, module_name: str) -> dg.Defini
     definitions = getattr(module, PYTHON_MODULE_ATTRIBUTE, None)
     if not isinstance(definitions, dg.Definitions):
         raise PlatformConfigError(
-            str(project_dir / PROJECT_CONFIG_FILE), "python_modules", f"module '{module_name}'",
+            str(project_dir / PROJECT_CONFIG_FILE),
+            "python_modules",
+            f"module '{module_name}'",
             f"defines no `{PYTHON_MODULE_ATTRIBUTE} = dagster.Definitions(...)`",
         )
     return definitions

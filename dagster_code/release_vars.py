@@ -23,9 +23,7 @@ def release_id(run: dg.DagsterRun) -> str:
     return run.tags.get(ROOT_RUN_ID_TAG, run.run_id)
 
 
-def run_dbt_vars(
-    run: dg.DagsterRun, vars_from_run_tags: Mapping[str, str], with_release_id: bool
-) -> dict[str, str]:
+def run_dbt_vars(run: dg.DagsterRun, vars_from_run_tags: Mapping[str, str], with_release_id: bool) -> dict[str, str]:
     dbt_vars = {RELEASE_ID_VAR: release_id(run)} if with_release_id else {}
     if run.tags.get(RETRY_NUMBER_TAG, "0") == "0":
         for var, tag in vars_from_run_tags.items():

@@ -45,9 +45,7 @@ LOST_CONNECTION_MESSAGES = (
 def retry_tags() -> dict[str, str]:
     strategy = os.environ.get("DAGSTER_RUN_RETRY_STRATEGY", DEFAULT_RETRY_STRATEGY)
     if strategy not in RETRY_STRATEGIES:
-        raise ValueError(
-            f"DAGSTER_RUN_RETRY_STRATEGY is '{strategy}'; expected one of {', '.join(RETRY_STRATEGIES)}"
-        )
+        raise ValueError(f"DAGSTER_RUN_RETRY_STRATEGY is '{strategy}'; expected one of {', '.join(RETRY_STRATEGIES)}")
     max_retries = os.environ.get("DAGSTER_RUN_MAX_RETRIES", str(DEFAULT_MAX_RETRIES))
     if not max_retries.isdigit():
         raise ValueError(f"DAGSTER_RUN_MAX_RETRIES is '{max_retries}'; expected a whole number")
@@ -98,4 +96,6 @@ def retryable_after_lost_connection(context: dg.HookContext) -> None:
 def restore_step_failure_policy(context: dg.AssetExecutionContext) -> None:
     """In a retry of a run that lost its connection: model and test failures are final again."""
     if context.run.tags.get(LOST_CONNECTION_TAG) == "true":
-        context.instance.add_run_tags(context.run_id, {RETRY_ON_STEP_FAILURE_TAG: "false", LOST_CONNECTION_TAG: "false"})
+        context.instance.add_run_tags(
+            context.run_id, {RETRY_ON_STEP_FAILURE_TAG: "false", LOST_CONNECTION_TAG: "false"}
+        )

@@ -16,8 +16,7 @@ def postgres_conninfo() -> str:
     target = os.environ.get("DBT_TARGET", "postgres")
     if target != "postgres":
         raise MissingWarehouseSetting(
-            f"DBT_TARGET is '{target}': this PostgreSQL connection is only for the "
-            "'postgres' target."
+            f"DBT_TARGET is '{target}': this PostgreSQL connection is only for the 'postgres' target."
         )
     missing = [name for name in POSTGRES_REQUIRED_ENV if not os.environ.get(name)]
     if missing:

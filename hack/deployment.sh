@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # settings for the scripts that source this file
 # What `make up` (hack/up.sh) and `make down` (hack/down.sh) both name: the cluster, the release
 # and the port-forward to its webserver. Source it after lib.sh; every value can be overridden
 # from the environment.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell helpers for the project's scripts. Source it; do not run it.
 #   source "$(dirname "${BASH_SOURCE[0]}")/../hack/lib.sh"   (adjust the relative path)
 

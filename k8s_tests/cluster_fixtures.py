@@ -70,9 +70,7 @@ class KindCluster:
     kubeconfig: Path
 
     def run_kind(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [tool("kind"), *args], check=True, text=True, capture_output=True, timeout=timeout
-        )
+        return subprocess.run([tool("kind"), *args], check=True, text=True, capture_output=True, timeout=timeout)
 
     def load_image(self, image: str) -> None:
         """`kind load docker-image`: the image goes into every node's containerd, no registry."""
@@ -83,9 +81,7 @@ class KindCluster:
 
 
 def _existing_clusters() -> list[str]:
-    result = subprocess.run(
-        [tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60
-    )
+    result = subprocess.run([tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60)
     return result.stdout.split()
 
 
@@ -108,7 +104,10 @@ def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
     kubeconfig.write_text(
         subprocess.run(
             [tool("kind"), "get", "kubeconfig", "--name", name],
-            check=True, text=True, capture_output=True, timeout=60,
+            check=True,
+            text=True,
+            capture_output=True,
+            timeout=60,
         ).stdout
     )
     yield KindCluster(name=name, kubeconfig=kubeconfig)
@@ -173,7 +172,10 @@ def probe_image(kind_cluster: KindCluster, tmp_path_factory: pytest.TempPathFact
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(
             ["docker", "import", "--change", "ENV PATH=/bin", "-", PROBE_IMAGE],
-            stdin=tar.stdout, check=True, capture_output=True, timeout=120,
+            stdin=tar.stdout,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         tar.wait(timeout=60)
     kind_cluster.load_image(PROBE_IMAGE)
@@ -199,12 +201,9 @@ def dump_artifacts(directory: Path, cluster: KindCluster, core_v1: client.CoreV1
         lines = []
         for pod in core_v1.list_pod_for_all_namespaces().items:
             statuses = pod.status.container_statuses or []
-            states = ",".join(
-                next(k for k, v in s.state.to_dict().items() if v) if s.state else "?" for s in statuses
-            )
+            states = ",".join(next(k for k, v in s.state.to_dict().items() if v) if s.state else "?" for s in statuses)
             lines.append(
-                f"{pod.metadata.namespace}\t{pod.metadata.name}\t{pod.status.phase}\t"
-                f"{pod.spec.node_name}\t{states}"
+                f"{pod.metadata.namespace}\t{pod.metadata.name}\t{pod.status.phase}\t{pod.spec.node_name}\t{states}"
             )
         return "\n".join(lines) + "\n"
 
@@ -224,7 +223,9 @@ def dump_artifacts(directory: Path, cluster: KindCluster, core_v1: client.CoreV1
         for pod in _safe_list_pods(core_v1, ns):
             for container in pod.spec.containers:
                 log = _safe_call(
-                    lambda: core_v1.read_namespaced_pod_log(pod.metadata.name, ns, container=container.name)
+                    lambda pod=pod, ns=ns, container=container: core_v1.read_namespaced_pod_log(
+                        pod.metadata.name, ns, container=container.name
+                    )
                 )
                 (directory / f"log-{ns}-{pod.metadata.name}-{container.name}.txt").write_text(log)
     _safe_call(lambda: cluster.export_logs(directory / "kind-logs") or "")

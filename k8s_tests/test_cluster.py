@@ -175,7 +175,9 @@ def test_default_storage_class_pvc_binds_and_keeps_data(
     k8s_client: client.ApiClient, core_v1: client.CoreV1Api, namespace: str, probe_image: str
 ) -> None:
     classes = client.StorageV1Api(k8s_client).list_storage_class().items
-    defaults = [c.metadata.name for c in classes if (c.metadata.annotations or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+    defaults = [
+        c.metadata.name for c in classes if (c.metadata.annotations or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+    ]
     assert len(defaults) == 1, f"expected one default StorageClass, found {defaults}"
 
     core_v1.create_namespaced_persistent_volume_claim(

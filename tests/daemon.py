@@ -7,6 +7,7 @@ the daemon's code server: the same path as production, minus Kubernetes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -53,10 +54,15 @@ def launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None =
     launch_id = uuid.uuid4().hex
     subprocess.run(
         [
-            "dagster", "job", "launch",
-            "-m", DEFINITIONS_MODULE,
-            "-j", job,
-            "--tags", json.dumps({**(tags or {}), LAUNCH_TAG: launch_id}),
+            "dagster",
+            "job",
+            "launch",
+            "-m",
+            DEFINITIONS_MODULE,
+            "-j",
+            job,
+            "--tags",
+            json.dumps({**(tags or {}), LAUNCH_TAG: launch_id}),
         ],
         cwd=REPO_ROOT,
         check=True,
@@ -117,10 +123,8 @@ def evict_process(pid: int, grace_seconds: float) -> None:
         time.sleep(0.5)
     for leftover in _process_tree(pid) + tree:
         if _alive(leftover):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(leftover, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def step_intervals(instance: dg.DagsterInstance, run_id: str, step_key: str) -> tuple[float, float]:

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 import dagster as dg
 import psycopg
-
 from example_extras import raw_data
 
 GREEN = "green"
@@ -71,9 +70,7 @@ def schema_contents(conninfo: str, schema: str, tables=MARTS) -> dict[str, list[
 
 def green_release_ids(conninfo: str) -> dict[str, set[str]]:
     """The distinct release ids each green mart carries, read in ONE statement."""
-    union = " union all ".join(
-        f"select '{mart}' as mart, release_id from {GREEN}.{mart}" for mart in MARTS
-    )
+    union = " union all ".join(f"select '{mart}' as mart, release_id from {GREEN}.{mart}" for mart in MARTS)
     rows = query(conninfo, f"select distinct mart, release_id from ({union}) marts")
     ids: dict[str, set[str]] = {mart: set() for mart in MARTS}
     for mart, release in rows:

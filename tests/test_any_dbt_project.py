@@ -28,7 +28,9 @@ def prepared_project(name: str, tmp_path: Path) -> DbtProject:
         shutil.copytree(BLUE_GREEN_PACKAGE, project_dir / "dbt_packages" / "dagster_blue_green")
     subprocess.run(
         ["dbt", "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-        env=dict(os.environ), check=True, capture_output=True,
+        env=dict(os.environ),
+        check=True,
+        capture_output=True,
     )
     return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="postgres")
 
@@ -63,13 +65,23 @@ def acme(warehouse, tmp_path) -> dg.Definitions:
 def test_configured_project_derives_groups_pools_partitions_and_release(acme):
     groups = groups_of(acme)
     assert groups == {
-        "countries_seed": "dbt_seeds", "customers_seed": "dbt_seeds", "events_seed": "dbt_seeds",
-        "stg_customers": "staging", "stg_events": "staging",
-        "dim_customers": "reporting", "fct_customer_events": "reporting", "mart_countries": "reporting",
-        "events_hourly": "events", "events_monthly": "events", "events_windowed": "events",
-        "snap_customers": "finance", "snap_countries": "finance", "snap_events": "ops",
+        "countries_seed": "dbt_seeds",
+        "customers_seed": "dbt_seeds",
+        "events_seed": "dbt_seeds",
+        "stg_customers": "staging",
+        "stg_events": "staging",
+        "dim_customers": "reporting",
+        "fct_customer_events": "reporting",
+        "mart_countries": "reporting",
+        "events_hourly": "events",
+        "events_monthly": "events",
+        "events_windowed": "events",
+        "snap_customers": "finance",
+        "snap_countries": "finance",
+        "snap_events": "ops",
         "utils_calendar": "acme_utils",
-        "release/blue_prepared": "release", "release/green_promoted": "release",
+        "release/blue_prepared": "release",
+        "release/green_promoted": "release",
     }
     pools = {
         assets_def.node_def.name: assets_def.node_def.pool
@@ -92,13 +104,20 @@ def test_configured_project_derives_groups_pools_partitions_and_release(acme):
         assert node.backfill_policy.max_partitions_per_run == partitions_per_run, name
     release = acme.resolve_job_def("release_job")
     assert {key.to_user_string() for key in release.asset_layer.selected_asset_keys} == {
-        "release/blue_prepared", "stg_customers", "stg_events",
-        "dim_customers", "fct_customer_events", "mart_countries", "release/green_promoted",
+        "release/blue_prepared",
+        "stg_customers",
+        "stg_events",
+        "dim_customers",
+        "fct_customer_events",
+        "mart_countries",
+        "release/green_promoted",
     }
     assert release.tags["analytics/release"] == "blue-green"
     schedule = acme.resolve_schedule_def("nightly_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        "0 3 * * *", "Europe/Berlin", "nightly_job",
+        "0 3 * * *",
+        "Europe/Berlin",
+        "nightly_job",
     )
 
 
@@ -119,9 +138,13 @@ def test_configured_project_full_build(acme, warehouse, instance):
     assert run_job(acme, "nightly_job", instance).success
     # A range of hourly partitions is one run and one dbt invocation (single-run backfill).
     hourly = run_job(
-        acme, "events_hourly_job", instance,
-        tags={"dagster/asset_partition_range_start": "2024-01-01-00:00",
-              "dagster/asset_partition_range_end": "2024-01-01-05:00"},
+        acme,
+        "events_hourly_job",
+        instance,
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01-00:00",
+            "dagster/asset_partition_range_end": "2024-01-01-05:00",
+        },
     )
     assert hourly.success
     assert query(warehouse, "select event_id from events.events_hourly order by 1") == [(1,), (2,)]

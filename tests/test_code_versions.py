@@ -28,8 +28,7 @@ def _code_versions(project_dir: Path, env: dict[str, str]) -> dict[str, str]:
     return {
         props["name"]: macro_aware_code_version(manifest, unique_id)
         for unique_id, props in manifest["nodes"].items()
-        if props["resource_type"] in ("model", "snapshot")
-        and props["config"].get("materialized") != "ephemeral"
+        if props["resource_type"] in ("model", "snapshot") and props["config"].get("materialized") != "ephemeral"
     }
 
 

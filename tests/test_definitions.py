@@ -9,7 +9,12 @@ import dagster as dg
 import pytest
 
 from dagster_code.local.instance import chart_values, pool_limits
-from dagster_code.retries import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_STRATEGY, retry_tags, retryable_after_lost_connection
+from dagster_code.retries import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_STRATEGY,
+    retry_tags,
+    retryable_after_lost_connection,
+)
 from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.support import load_raw, run_job
@@ -58,9 +63,9 @@ def test_releases_run_one_at_a_time(defs):
     """release_job's tag matches a run-tag limit of 1 in the chart's instance config."""
     tags = defs.resolve_job_def("release_job").tags
     limits = chart_values()["concurrency"]["runs"]["tagConcurrencyLimits"]
-    assert [
-        limit for limit in limits if tags.get(limit["key"]) == limit.get("value") and limit["limit"] == 1
-    ], f"no run-tag limit of 1 matches release_job's tags {tags}"
+    assert [limit for limit in limits if tags.get(limit["key"]) == limit.get("value") and limit["limit"] == 1], (
+        f"no run-tag limit of 1 matches release_job's tags {tags}"
+    )
 
 
 def test_unknown_retry_strategy_is_refused_with_the_variable_name(monkeypatch):
@@ -115,15 +120,19 @@ def test_missing_warehouse_variable_is_named(monkeypatch):
     [("postgres", "DBT_PG_HOST"), ("snowflake", "SNOWFLAKE_ACCOUNT")],
 )
 def test_dbt_names_the_missing_variable_of_the_chosen_target(target, missing):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DBT_PG_", "SNOWFLAKE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_PG_", "SNOWFLAKE_"))}
     env["DBT_TARGET"] = target
     result = subprocess.run(
-        ["dbt", "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", "target/missing-env"],
+        [
+            "dbt",
+            "parse",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            "target/missing-env",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -137,9 +146,13 @@ def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
 
     keys = {key.to_user_string() for key in selected_asset_keys(defs, "+fct_orders")}
     assert keys == {
-        "stg_shop__customers", "stg_shop__orders", "stg_shop__products",
-        "int_orders_enriched", "fct_orders",
-        "release/blue_prepared", "release/green_promoted",
+        "stg_shop__customers",
+        "stg_shop__orders",
+        "stg_shop__products",
+        "int_orders_enriched",
+        "fct_orders",
+        "release/blue_prepared",
+        "release/green_promoted",
     }
     snapshot_only = {key.to_user_string() for key in selected_asset_keys(defs, "snap_customers")}
     assert snapshot_only == {"snap_customers"}

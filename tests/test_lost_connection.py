@@ -19,13 +19,18 @@ from dagster_code.retries import (
     retryable_after_lost_connection,
 )
 
-LOST_CONNECTION = """Failure in model int_orders_enriched (models/intermediate/int_orders_enriched.sql)
-  Database Error in model int_orders_enriched (models/intermediate/int_orders_enriched.sql)
-  server closed the connection unexpectedly
-  	This probably means the server terminated abnormally
-  	before or while processing the request."""
-FAILING_TEST = """Failure in test assert_fct_orders_revenue_non_negative (tests/assert_fct_orders_revenue_non_negative.sql)
-  Got 1 result, configured to fail if != 0"""
+# dbt's message, tabs included (libpq indents its hint with one).
+LOST_CONNECTION = (
+    "Failure in model int_orders_enriched (models/intermediate/int_orders_enriched.sql)\n"
+    "  Database Error in model int_orders_enriched (models/intermediate/int_orders_enriched.sql)\n"
+    "  server closed the connection unexpectedly\n"
+    "  \tThis probably means the server terminated abnormally\n"
+    "  \tbefore or while processing the request."
+)
+FAILING_TEST = (
+    "Failure in test assert_fct_orders_revenue_non_negative (tests/assert_fct_orders_revenue_non_negative.sql)\n"
+    "  Got 1 result, configured to fail if != 0"
+)
 BAD_SQL = """Database Error in model fct_orders (models/marts/fct_orders.sql)
   relation "blue.int_orders_enrichd" does not exist"""
 
@@ -71,9 +76,13 @@ def storage_error_of_a_restarted_postgresql() -> Exception:
     asset check's result: SQLAlchemy's error around libpq's."""
     try:
         try:
-            raise RuntimeError("server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally")
+            raise RuntimeError(
+                "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally"
+            )
         except RuntimeError as libpq_error:
-            raise sqlalchemy.exc.OperationalError("UPDATE asset_check_executions SET ...", {}, libpq_error) from libpq_error
+            raise sqlalchemy.exc.OperationalError(
+                "UPDATE asset_check_executions SET ...", {}, libpq_error
+            ) from libpq_error
     except sqlalchemy.exc.OperationalError as error:
         return error
 
@@ -84,13 +93,16 @@ def test_a_lost_connection_is_found_in_the_errors_chain():
         try:
             raise storage_error_of_a_restarted_postgresql()
         except sqlalchemy.exc.OperationalError:
-            raise ValueError("while storing the event")
+            # Implicit chaining (__context__, no `from`) is what Dagster's storage errors carry.
+            raise ValueError("while storing the event")  # noqa: B904
     except ValueError as wrapped:
         assert raised_by_lost_connection(wrapped)
     assert not raised_by_lost_connection(ValueError(BAD_SQL))
 
 
-@pytest.mark.parametrize(("error", "retryable"), [(storage_error_of_a_restarted_postgresql(), True), (ValueError(BAD_SQL), False)])
+@pytest.mark.parametrize(
+    ("error", "retryable"), [(storage_error_of_a_restarted_postgresql(), True), (ValueError(BAD_SQL), False)]
+)
 def test_the_jobs_failure_hook_marks_only_a_lost_connection(error, retryable):
     @dg.asset
     def fails():

@@ -90,7 +90,10 @@ def test_pool_on_a_model_is_refused_naming_its_yaml(acme_project, acme_manifest)
 def test_partitions_on_a_view_are_refused(acme_project, acme_manifest):
     manifest = copy.deepcopy(acme_manifest)
     node_of(manifest, "stg_customers")["config"]["meta"]["dagster_partitions"] = {
-        "unit": "day", "start": "2024-01-01", "start_var": "a", "end_var": "b",
+        "unit": "day",
+        "start": "2024-01-01",
+        "start_var": "a",
+        "end_var": "b",
     }
     message = refused(acme_project, manifest)
     assert "dagster_partitions on model 'stg_customers' (model.acme.stg_customers)" in message
@@ -132,15 +135,14 @@ def test_release_on_adapter_without_blue_green_macros_is_refused(acme_project, a
 
 
 def test_invalid_cron_is_refused(acme_project, acme_manifest):
-    message = refused(
-        acme_project, acme_manifest, {"tests_schedules": [{"tag": "nightly", "cron": "every hour"}]}
-    )
+    message = refused(acme_project, acme_manifest, {"tests_schedules": [{"tag": "nightly", "cron": "every hour"}]})
     assert "dagster.yml: tests_schedules[0].cron on tests schedule of tag 'nightly'" in message
 
 
 def test_unknown_timezone_is_refused(acme_project, acme_manifest):
     message = refused(
-        acme_project, acme_manifest,
+        acme_project,
+        acme_manifest,
         {"tests_schedules": [{"tag": "nightly", "cron": "0 3 * * *", "timezone": "Mars/Olympus"}]},
     )
     assert "tests_schedules[0].timezone" in message

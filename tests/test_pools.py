@@ -4,8 +4,8 @@ never overlap, and the pool ends with no slot in use."""
 import dagster as dg
 
 from tests.daemon import launch, step_intervals
-from tests.waiting import wait_until
 from tests.support import load_raw
+from tests.waiting import wait_until
 
 RUN_TIMEOUT_SECONDS = 300
 

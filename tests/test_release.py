@@ -4,8 +4,8 @@ failing test leaves green exactly as it was."""
 from decimal import Decimal
 
 import psycopg
-
 from example_extras import raw_data
+
 from tests.support import (
     BLUE,
     GREEN,
@@ -36,7 +36,11 @@ def test_release_builds_every_model_and_matches_generated_totals(defs, warehouse
     assert query(warehouse, f"select count(*) from {GREEN}.fct_orders")[0][0] == counts["orders"]
     assert query(warehouse, f"select count(*) from {GREEN}.dim_customers")[0][0] == counts["customers"]
     assert query(warehouse, f"select count(*) from {GREEN}.dim_products")[0][0] == counts["products"]
-    for table, column in (("fct_orders", "revenue"), ("dim_customers", "lifetime_revenue"), ("dim_products", "revenue")):
+    for table, column in (
+        ("fct_orders", "revenue"),
+        ("dim_customers", "lifetime_revenue"),
+        ("dim_products", "revenue"),
+    ):
         total = query(warehouse, f"select sum({column}) from {GREEN}.{table}")[0][0]
         assert Decimal(total) == summary["total_revenue"], table
     returned = query(warehouse, f"select count(*) from {GREEN}.fct_orders where order_status = 'returned'")
@@ -54,15 +58,14 @@ def test_clean_release_promotes_all_marts_in_one_release(defs, warehouse, instan
     assert [release for release, _ in release_log(warehouse)] == [first.run_id, second.run_id]
     assert release_log(warehouse)[-1][1] == sorted(MARTS)
     # Swapping keeps the previous release in blue until the next release clones over it.
-    assert {
-        mart: ids for mart, ids in _release_ids(warehouse, BLUE).items()
-    } == {mart: {first.run_id} for mart in MARTS}
+    assert {mart: ids for mart, ids in _release_ids(warehouse, BLUE).items()} == {
+        mart: {first.run_id} for mart in MARTS
+    }
 
 
 def _release_ids(conninfo, schema):
     return {
-        mart: {row[0] for row in query(conninfo, f"select distinct release_id from {schema}.{mart}")}
-        for mart in MARTS
+        mart: {row[0] for row in query(conninfo, f"select distinct release_id from {schema}.{mart}")} for mart in MARTS
     }
 
 
@@ -85,7 +88,9 @@ def test_failing_test_leaves_green_identical_and_blue_unpromoted(defs, warehouse
     assert not failed.success
     failed_checks = {c.asset_key.to_user_string() for c in failed.get_asset_check_evaluations() if not c.passed}
     assert "fct_orders" in failed_checks
-    promoted = [e for e in failed.get_asset_materialization_events() if e.asset_key.path == ["release", "green_promoted"]]
+    promoted = [
+        e for e in failed.get_asset_materialization_events() if e.asset_key.path == ["release", "green_promoted"]
+    ]
     assert promoted == []
     assert schema_contents(warehouse, GREEN) == green_before
     assert green_release_ids(warehouse) == {mart: {published.run_id} for mart in MARTS}

@@ -9,10 +9,10 @@ import dagster as dg
 import psycopg
 
 from dagster_code.config import load_project_config
-from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid
-from tests.waiting import wait_until
 from tests.conftest import DBT_PROJECT_DIR
+from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid
 from tests.support import GREEN, MARTS, green_release_ids, load_raw, release_log, run_job, schema_contents
+from tests.waiting import wait_until
 
 SLOW_MODEL_SECONDS = 40
 # The example's dagster.yml passes this run tag's value as the var its sleep_seconds pre-hooks read.
@@ -57,9 +57,13 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
 
     parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(SLOW_MODEL_SECONDS)})
+
     def reached_slow_model() -> tuple[bool, object]:
         keys = materialized_keys(instance, parent_id)
-        return keys >= DONE_BEFORE_KILL, keys if keys >= DONE_BEFORE_KILL else (instance.get_run_by_id(parent_id).status, keys)
+        return keys >= DONE_BEFORE_KILL, keys if keys >= DONE_BEFORE_KILL else (
+            instance.get_run_by_id(parent_id).status,
+            keys,
+        )
 
     done_before_kill = wait_until("the parent run to build staging and reach the slow model", reached_slow_model, 240)
     assert SLOW_MODEL not in done_before_kill
@@ -84,7 +88,8 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     counts = Counter()
     for run_id in (parent_id, retry.run_id):
         counts.update(
-            r.dagster_event.asset_key for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            r.dagster_event.asset_key
+            for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         )
     assert set(counts) == job_keys
     assert {key for key, count in counts.items() if count > 1} == set()

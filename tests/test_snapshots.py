@@ -1,6 +1,7 @@
 """Snapshots: a changed source row is closed and a new version opened."""
 
 from example_extras import raw_data
+
 from tests.support import load_raw, query, run_job
 
 
@@ -38,8 +39,11 @@ def test_changed_source_rows_close_old_versions_and_open_new_ones(defs, warehous
     assert emails == [(changes.new_email,)]
     # Unchanged rows keep a single, open version.
     assert query(warehouse, "select count(*) from snapshots.snap_customers")[0][0] == counts["customers"] + 1
-    assert query(
-        warehouse,
-        "select count(*) from snapshots.snap_inventory_levels where product_id = %s and warehouse = %s",
-        (changes.product_id, changes.warehouse),
-    )[0][0] == 2
+    assert (
+        query(
+            warehouse,
+            "select count(*) from snapshots.snap_inventory_levels where product_id = %s and warehouse = %s",
+            (changes.product_id, changes.warehouse),
+        )[0][0]
+        == 2
+    )

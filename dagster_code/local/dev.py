@@ -39,7 +39,8 @@ def _install_dbt_packages(env: dict[str, str]) -> None:
         print(f"Installing the dbt packages of {project_dir}", flush=True)
         subprocess.run(
             ["dbt", "deps", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-            env=env, check=True,
+            env=env,
+            check=True,
         )
 
 
@@ -75,10 +76,14 @@ def main() -> int:
         print(f"Dagster UI: http://127.0.0.1:{WEBSERVER_PORT}", flush=True)
         return subprocess.call(
             [
-                "dagster", "dev",
-                "-m", "dagster_code.definitions",
-                "-h", "127.0.0.1",
-                "-p", str(WEBSERVER_PORT),
+                "dagster",
+                "dev",
+                "-m",
+                "dagster_code.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(WEBSERVER_PORT),
             ],
             env=env,
             cwd=dbt_project_dir().parent,

@@ -47,10 +47,7 @@ class PostgresServer:
     password: str = PASSWORD
 
     def conninfo(self, dbname: str = "postgres") -> str:
-        return (
-            f"host={self.host} port={self.port} user={self.user} "
-            f"password={self.password} dbname={dbname}"
-        )
+        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={dbname}"
 
     def create_database(self, name: str) -> str:
         """Creates (or recreates) an empty database and returns its conninfo."""
@@ -88,11 +85,16 @@ def _init_data_dir(root: Path, data_dir: Path) -> None:
         _as_server_user(
             [
                 str(BIN_DIR / "initdb"),
-                "-D", str(data_dir),
-                "-U", SUPERUSER,
-                "--pwfile", str(pwfile),
-                "--auth", "scram-sha-256",
-                "--encoding", "UTF8",
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
                 "--no-sync",
             ]
         ),
@@ -105,9 +107,7 @@ def start_postgres_server(root: Path | None = None, port: int | None = None) -> 
     """Starts a server in `root` (a new temporary directory by default), initialising it
     on first use; a server whose `root` already holds data keeps that data."""
     if not (BIN_DIR / "pg_ctl").exists():
-        raise RuntimeError(
-            f"PostgreSQL {POSTGRES_MAJOR} server binaries not found in {BIN_DIR}; run `make setup`."
-        )
+        raise RuntimeError(f"PostgreSQL {POSTGRES_MAJOR} server binaries not found in {BIN_DIR}; run `make setup`.")
     root = root or Path(tempfile.mkdtemp(prefix="dagster-dbt-pg-"))
     root.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -123,8 +123,19 @@ def start_postgres_server(root: Path | None = None, port: int | None = None) -> 
     )
     subprocess.run(
         _as_server_user(
-            [str(BIN_DIR / "pg_ctl"), "start", "-D", str(data_dir), "-l", str(root / "server.log"),
-             "-o", options, "-w", "-t", str(START_TIMEOUT_SECONDS)]
+            [
+                str(BIN_DIR / "pg_ctl"),
+                "start",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_SECONDS),
+            ]
         ),
         check=True,
         capture_output=True,

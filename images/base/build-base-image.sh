@@ -109,7 +109,8 @@ main() {
   fi
   local tag="${1:?usage: build-base-image.sh [--hook SCRIPT] IMAGE_TAG [PACKAGE...]}"
   shift
-  local packages="ca-certificates${*:+,}$(IFS=,; echo "$*")"
+  local packages
+  packages="ca-certificates${*:+,}$(IFS=,; echo "$*")"
 
   if docker image inspect "${tag}" >/dev/null 2>&1; then
     log "base image ${tag} exists; skipping"

@@ -26,11 +26,28 @@ ALL_CASES = ("1", "2", "3", "4", "5")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m k8s_tests.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repetition of each case: a check that it all works")
-    parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS, help=f"samples per case (default {DEFAULT_REPETITIONS})")
-    parser.add_argument("--kind-cluster", metavar="NAME", help="an existing kind cluster (default: create or reuse dagster-dbt-k8s-bench)")
-    parser.add_argument("--up-steps", default=DEFAULT_UP_STEPS, help=f"hack/up.sh steps before measuring (default: {DEFAULT_UP_STEPS!r})")
-    parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help=f"where results.json and results.md go (default {OUTPUT_DIR})")
-    parser.add_argument("--cases", nargs="+", choices=ALL_CASES, default=list(ALL_CASES), help="the cases to run (default: all)")
+    parser.add_argument(
+        "--repetitions", type=int, default=DEFAULT_REPETITIONS, help=f"samples per case (default {DEFAULT_REPETITIONS})"
+    )
+    parser.add_argument(
+        "--kind-cluster",
+        metavar="NAME",
+        help="an existing kind cluster (default: create or reuse dagster-dbt-k8s-bench)",
+    )
+    parser.add_argument(
+        "--up-steps",
+        default=DEFAULT_UP_STEPS,
+        help=f"hack/up.sh steps before measuring (default: {DEFAULT_UP_STEPS!r})",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=OUTPUT_DIR,
+        help=f"where results.json and results.md go (default {OUTPUT_DIR})",
+    )
+    parser.add_argument(
+        "--cases", nargs="+", choices=ALL_CASES, default=list(ALL_CASES), help="the cases to run (default: all)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repetitions = 1

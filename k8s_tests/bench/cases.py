@@ -8,6 +8,7 @@ and from Kubernetes for the run pod's container start; the kind node shares the 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from kubernetes import client
-
 from example_extras.definitions import RawDataConfig
 from example_extras.raw_data import generate, load
+from kubernetes import client
+
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench import synthetic_project
 from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image
@@ -81,7 +82,9 @@ class FaultedRelease:
 # --- Reading runs ------------------------------------------------------------------------------
 
 
-def event_time(events: list[dict[str, Any]], typename: str, step: str | None = None, message: str | None = None) -> float:
+def event_time(
+    events: list[dict[str, Any]], typename: str, step: str | None = None, message: str | None = None
+) -> float:
     """Seconds since the epoch of the first event of that type (and step, and message prefix)."""
     for event in events:
         if (
@@ -115,7 +118,9 @@ def release(deployment: Deployment, results: Results) -> Run:
     is recorded (case 4)."""
     api = deployment.api
     start = time.monotonic()
-    run = wait_success(api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)}), "an uninterrupted release")
+    run = wait_success(
+        api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)}), "an uninterrupted release"
+    )
     print(f"uninterrupted release {run.run_id}: {time.monotonic() - start:.0f}s", flush=True)
     record_launch_overhead(deployment, run, results)
     return run
@@ -163,7 +168,10 @@ def faulted_release(
 
     retry = wait_success(api, wait_retry(api, parent_id).run_id, "the retry")
     if retry.tags.get(RETRY_STRATEGY_TAG) != strategy:
-        raise RuntimeError(f"retry {retry.run_id} has {RETRY_STRATEGY_TAG}={retry.tags.get(RETRY_STRATEGY_TAG)}, launched with {strategy}")
+        raise RuntimeError(
+            f"retry {retry.run_id} has {RETRY_STRATEGY_TAG}={retry.tags.get(RETRY_STRATEGY_TAG)}, "
+            f"launched with {strategy}"
+        )
     print(f"faulted release {parent_id} ({strategy}) and its retry: {time.monotonic() - start:.0f}s", flush=True)
     return FaultedRelease(parent=parent, retry=retry, fault_at=fault_at)
 
@@ -184,9 +192,13 @@ def retry_strategies(deployment: Deployment, results: Results, poll_label: str) 
         done_before = set(api.materializations(faulted.parent.run_id))
         redone = set(api.materializations(faulted.retry.run_id)) & done_before
         results.add(case, "assets materialized before the eviction", "assets", len(done_before))
-        results.add(case, f"{strategy}: re-executed / materialized before eviction", "ratio", len(redone) / len(done_before))
+        results.add(
+            case, f"{strategy}: re-executed / materialized before eviction", "ratio", len(redone) / len(done_before)
+        )
         group_seconds = faulted.retry.end_time - faulted.parent.creation_time
-        results.add(case, f"{strategy}: group wall time / uninterrupted", "ratio", group_seconds / uninterrupted_seconds)
+        results.add(
+            case, f"{strategy}: group wall time / uninterrupted", "ratio", group_seconds / uninterrupted_seconds
+        )
         record_launch_overhead(deployment, faulted.retry, results)
         if strategy == DEFAULT_RETRY_STRATEGY:
             record_recovery_latency(deployment, faulted, "eviction", poll_label, results)
@@ -200,7 +212,9 @@ def recovery_latency(deployment: Deployment, results: Results, poll_label: str, 
         record_launch_overhead(deployment, faulted.retry, results)
 
 
-def record_recovery_latency(deployment: Deployment, faulted: FaultedRelease, fault_name: str, poll_label: str, results: Results) -> None:
+def record_recovery_latency(
+    deployment: Deployment, faulted: FaultedRelease, fault_name: str, poll_label: str, results: Results
+) -> None:
     case = f"2 recovery latency, {poll_label}"
     since_fault = {
         "parent marked failed": faulted.parent.end_time,
@@ -228,7 +242,7 @@ def record_launch_overhead(deployment: Deployment, run: Run, results: Results) -
         ("dbt step started", event_time(events, "ExecutionStepStartEvent", step=DBT_STEP)),
         ("first dbt model materialized", event_time(events, "MaterializationEvent", step=DBT_STEP)),
     ]
-    for (start_name, start), (end_name, end) in zip(milestones, milestones[1:]):
+    for (start_name, start), (end_name, end) in itertools.pairwise(milestones):
         results.add(case, f"{start_name} -> {end_name}", "s", end - start)
     results.add(case, "queued -> first dbt model materialized", "s", milestones[-1][1] - milestones[0][1])
 
@@ -294,10 +308,15 @@ def pool_handover(deployment: Deployment, results: Results) -> None:
     for run_id in run_ids:
         wait_success(api, run_id, SNAPSHOT_JOB)
         events = api.events(run_id)
-        steps.append((event_time(events, "ExecutionStepStartEvent", SNAPSHOT_STEP), event_time(events, "ExecutionStepSuccessEvent", SNAPSHOT_STEP)))
+        steps.append(
+            (
+                event_time(events, "ExecutionStepStartEvent", SNAPSHOT_STEP),
+                event_time(events, "ExecutionStepSuccessEvent", SNAPSHOT_STEP),
+            )
+        )
     steps.sort()
     print(f"{SNAPSHOT_RUNS} snapshot runs: {time.monotonic() - start:.0f}s", flush=True)
-    for (_, previous_end), (next_start, _) in zip(steps, steps[1:]):
+    for (_, previous_end), (next_start, _) in itertools.pairwise(steps):
         if next_start < previous_end:
             raise RuntimeError(f"two {SNAPSHOT_STEP} steps overlapped: the pool's limit 1 did not hold ({steps})")
         results.add(case, "snapshot step ended -> next one started (idle)", "s", next_start - previous_end)
@@ -321,11 +340,17 @@ def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ..
             early, _ = synthetic_project.model_names(models)
             missing = set(early) - deployment.api.job_asset_keys(RELEASE_JOB)
             if missing:
-                raise RuntimeError(f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image}: an old code server's definitions")
+                raise RuntimeError(
+                    f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image}: "
+                    "an old code server's definitions"
+                )
             for size in GROWTH_DATA_SIZES:
                 load_raw_data(deployment, size)
                 for repetition in range(1, repetitions + 1):
-                    print(f"== case 3: {models} models, raw data size {size}, repetition {repetition}/{repetitions}", flush=True)
+                    print(
+                        f"== case 3: {models} models, raw data size {size}, repetition {repetition}/{repetitions}",
+                        flush=True,
+                    )
                     growth_sample(deployment, results, f"{models} models, size {size}", DONE_BEFORE_FAULT | set(early))
     finally:
         load_raw_data(deployment, RawDataConfig().size)
@@ -338,7 +363,12 @@ def growth_sample(deployment: Deployment, results: Results, label: str, done_bef
     case = "3 growth"
     api = deployment.api
     faulted = faulted_release(
-        deployment, evict, DEFAULT_RETRY_STRATEGY, frozenset(done_before_fault), GROWTH_SLOW_MODEL_SECONDS, GROWTH_REACH_TIMEOUT_SECONDS
+        deployment,
+        evict,
+        DEFAULT_RETRY_STRATEGY,
+        frozenset(done_before_fault),
+        GROWTH_SLOW_MODEL_SECONDS,
+        GROWTH_REACH_TIMEOUT_SECONDS,
     )
     end_sleeping_sessions(deployment)
     done = set(api.materializations(faulted.parent.run_id))
@@ -347,9 +377,16 @@ def growth_sample(deployment: Deployment, results: Results, label: str, done_bef
     retry_dbt_started, retry_dbt_ended = api.step_interval(faulted.retry.run_id, DBT_STEP)
     results.add(case, f"{label}: assets done before the eviction", "assets", len(done))
     results.add(case, f"{label}: assets left (the retry materialized)", "assets", len(retried))
-    results.add(case, f"{label}: parent, dbt step started -> eviction (the work done)", "s", faulted.fault_at - parent_dbt_started)
+    results.add(
+        case,
+        f"{label}: parent, dbt step started -> eviction (the work done)",
+        "s",
+        faulted.fault_at - parent_dbt_started,
+    )
     results.add(case, f"{label}: retry, dbt step (the work left)", "s", retry_dbt_ended - retry_dbt_started)
-    results.add(case, f"{label}: retry wall time (created -> ended)", "s", faulted.retry.end_time - faulted.retry.creation_time)
+    results.add(
+        case, f"{label}: retry wall time (created -> ended)", "s", faulted.retry.end_time - faulted.retry.creation_time
+    )
     results.add(case, "assets the retry re-executed (every project and size)", "assets", len(retried & done))
 
 

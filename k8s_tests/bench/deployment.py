@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -20,7 +20,15 @@ from k8s_tests.chaos.fixtures import (
     run_up,
     wait_location_loaded,
 )
-from k8s_tests.cluster_fixtures import CLUSTER_UP, CLUSTER_UP_TIMEOUT_SECONDS, REPO_ROOT, KindCluster, cache_dir, tool, wait_until
+from k8s_tests.cluster_fixtures import (
+    CLUSTER_UP,
+    CLUSTER_UP_TIMEOUT_SECONDS,
+    REPO_ROOT,
+    KindCluster,
+    cache_dir,
+    tool,
+    wait_until,
+)
 
 # Its own cluster, so a benchmark never touches a developer's cluster or CI's.
 BENCH_CLUSTER_NAME = "dagster-dbt-k8s-bench"
@@ -52,16 +60,22 @@ def bench_cluster(existing_name: str | None) -> KindCluster:
     reused by k8s_tests/cluster/up.sh (the script behind `make cluster`)."""
     kubeconfig = cache_dir() / f"kubeconfig-{existing_name or BENCH_CLUSTER_NAME}"
     if existing_name:
-        clusters = subprocess.run([tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60)
+        clusters = subprocess.run(
+            [tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60
+        )
         if existing_name not in clusters.stdout.split():
-            raise SystemExit(f"--kind-cluster {existing_name}: no such kind cluster (kind get clusters); run `make cluster`")
+            raise SystemExit(
+                f"--kind-cluster {existing_name}: no such kind cluster (kind get clusters); run `make cluster`"
+            )
         name = existing_name
     else:
         name = BENCH_CLUSTER_NAME
         env = {**os.environ, "CLUSTER_NAME": name, "KUBECONFIG_PATH": str(kubeconfig)}
         subprocess.run([str(CLUSTER_UP), "single"], check=True, env=env, timeout=CLUSTER_UP_TIMEOUT_SECONDS)
     kubeconfig.write_text(
-        subprocess.run([tool("kind"), "get", "kubeconfig", "--name", name], check=True, text=True, capture_output=True, timeout=60).stdout
+        subprocess.run(
+            [tool("kind"), "get", "kubeconfig", "--name", name], check=True, text=True, capture_output=True, timeout=60
+        ).stdout
     )
     return KindCluster(name=name, kubeconfig=kubeconfig)
 
@@ -83,8 +97,11 @@ def build_project_image(image: str, dbt_project: Path) -> float:
     """`make image`'s script with another tag and dbt project (PROJECT_IMAGE, IMAGE_BUILD_ARGS);
     returns its seconds. The bases and the dependency layers come from the Docker cache."""
     start = time.monotonic()
-    env = {**os.environ, "PROJECT_IMAGE": image,
-           "IMAGE_BUILD_ARGS": f"--build-arg DBT_PROJECT_DIR={dbt_project.relative_to(REPO_ROOT)}"}
+    env = {
+        **os.environ,
+        "PROJECT_IMAGE": image,
+        "IMAGE_BUILD_ARGS": f"--build-arg DBT_PROJECT_DIR={dbt_project.relative_to(REPO_ROOT)}",
+    }
     subprocess.run([str(BUILD_IMAGES)], check=True, env=env, timeout=IMAGE_BUILD_TIMEOUT_SECONDS)
     print(f"built {image} from {dbt_project}: {time.monotonic() - start:.0f}s", flush=True)
     return time.monotonic() - start
@@ -99,8 +116,11 @@ def use_project_image(deployment: Deployment, image: str) -> float:
     """Every pod of the release on `image` (loaded into the cluster first); returns the seconds from
     the upgrade to the webserver serving the definitions of that image's dbt project."""
     start = time.monotonic()
-    subprocess.run([tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
-                   check=True, timeout=KIND_LOAD_TIMEOUT_SECONDS)
+    subprocess.run(
+        [tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
+        check=True,
+        timeout=KIND_LOAD_TIMEOUT_SECONDS,
+    )
     print(f"kind load {image}: {time.monotonic() - start:.0f}s", flush=True)
     repository, tag = image.rsplit(":", 1)
     upgraded_at = time.monotonic()
@@ -119,9 +139,10 @@ def use_project_image(deployment: Deployment, image: str) -> float:
 def restart_component(deployment: Deployment, component: str) -> None:
     """A rollout of one component's Deployment (`kubectl rollout restart`: a new pod template)."""
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
-    stamp = datetime.now(timezone.utc).isoformat()
+    stamp = datetime.now(UTC).isoformat()
     apps_v1.patch_namespaced_deployment(
-        f"{FULLNAME}-{component}", deployment.namespace,
+        f"{FULLNAME}-{component}",
+        deployment.namespace,
         {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}},
     )
 
@@ -136,13 +157,32 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
     described = ", ".join(f"{key}={value}" for key, value in settings.items())
     set_args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     subprocess.run(
-        [tool("helm"), "--kubeconfig", str(deployment.cluster.kubeconfig), "upgrade", RELEASE_NAME,
-         str(CHART_VALUES.parent), "-n", deployment.namespace, "--reuse-values",
-         *set_args, "--wait", "--timeout", "10m"],
-        check=True, capture_output=True, text=True, timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
+        [
+            tool("helm"),
+            "--kubeconfig",
+            str(deployment.cluster.kubeconfig),
+            "upgrade",
+            RELEASE_NAME,
+            str(CHART_VALUES.parent),
+            "-n",
+            deployment.namespace,
+            "--reuse-values",
+            *set_args,
+            "--wait",
+            "--timeout",
+            "10m",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
     )
     # Only the Deployments whose pod template changed roll (e.g. not when a value is set again).
-    rolled = {component for component, generation in template_generations(deployment).items() if generation != generations[component]}
+    rolled = {
+        component
+        for component, generation in template_generations(deployment).items()
+        if generation != generations[component]
+    }
     replaced = {name for component in rolled for name in old_pods[component]}
     return wait_restarted(deployment, f"the release upgraded with {described}", RESTARTED_COMPONENTS, replaced, start)
 
@@ -150,7 +190,9 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
 def template_generations(deployment: Deployment) -> dict[str, int]:
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
     return {
-        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).metadata.generation
+        component: apps_v1.read_namespaced_deployment(
+            f"{FULLNAME}-{component}", deployment.namespace
+        ).metadata.generation
         for component in RESTARTED_COMPONENTS
     }
 
@@ -159,7 +201,9 @@ def pod_names(deployment: Deployment, components: tuple[str, ...]) -> set[str]:
     return {pod.metadata.name for component in components for pod in deployment.component_pods(component)}
 
 
-def wait_restarted(deployment: Deployment, what: str, components: tuple[str, ...], old_pods: set[str], start: float) -> float:
+def wait_restarted(
+    deployment: Deployment, what: str, components: tuple[str, ...], old_pods: set[str], start: float
+) -> float:
     """Waits until the pods of `components` are all new (none of `old_pods`) and ready, and the new
     daemon's recovery daemons heartbeat: a fault before that would be watched by the old daemon.
     Returns the seconds from `start` to the code location loaded in the webserver again."""
@@ -177,9 +221,15 @@ def wait_restarted(deployment: Deployment, what: str, components: tuple[str, ...
             and all(any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) for pod in found)
             for component, found in pods.items()
         )
-        return ready, {component: [(p.metadata.name, p.status.phase) for p in found] for component, found in pods.items()}
+        return ready, {
+            component: [(p.metadata.name, p.status.phase) for p in found] for component, found in pods.items()
+        }
 
-    wait_until(f"the pods of {', '.join(components)} to be replaced ({what})", only_new_pods_ready, DAEMON_RESTART_TIMEOUT_SECONDS)
+    wait_until(
+        f"the pods of {', '.join(components)} to be replaced ({what})",
+        only_new_pods_ready,
+        DAEMON_RESTART_TIMEOUT_SECONDS,
+    )
     # The port-forward went to the old webserver pod.
     deployment.webserver.stop()
     wait_location_loaded(deployment)
@@ -194,6 +244,10 @@ def wait_restarted(deployment: Deployment, what: str, components: tuple[str, ...
         beats = {s["daemonType"]: s["lastHeartbeatTime"] or 0 for s in statuses}
         return all(beats.get(d, 0) > restarted_at for d in RECOVERY_DAEMONS), beats
 
-    wait_until(f"the new daemon's {' and '.join(RECOVERY_DAEMONS)} daemons to heartbeat", heartbeats_since_restart, DAEMON_HEARTBEAT_TIMEOUT_SECONDS)
+    wait_until(
+        f"the new daemon's {' and '.join(RECOVERY_DAEMONS)} daemons to heartbeat",
+        heartbeats_since_restart,
+        DAEMON_HEARTBEAT_TIMEOUT_SECONDS,
+    )
     print(f"{what}: new pods ready and heartbeating in {time.monotonic() - start:.0f}s", flush=True)
     return location_loaded

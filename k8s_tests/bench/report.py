@@ -62,9 +62,7 @@ def machine_summary() -> dict[str, str]:
     cores = subprocess.run(["nproc"], check=True, text=True, capture_output=True).stdout.strip()
     memory_line = subprocess.run(["free", "-g"], check=True, text=True, capture_output=True).stdout.splitlines()[1]
     memory_gib = memory_line.split()[1]
-    os_release = dict(
-        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
-    )
+    os_release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
     os_name = os_release.get("PRETTY_NAME", platform.platform()).strip('"')
     return {
         "cores": cores,

@@ -34,8 +34,13 @@ LAYERS = 10
 EARLY_SOURCE = "stg_shop__orders"
 # What the first layer of each share selects from its source.
 SOURCE_COLUMNS = {
-    EARLY_SOURCE: "order_id, customer_id, cast(quantity as numeric) as amount, md5(cast(order_id as varchar)) as fingerprint",
-    SLOW_MODEL: "order_id, customer_id, revenue as amount, md5(cast(order_id as varchar) || cast(product_id as varchar)) as fingerprint",
+    EARLY_SOURCE: (
+        "order_id, customer_id, cast(quantity as numeric) as amount, md5(cast(order_id as varchar)) as fingerprint"
+    ),
+    SLOW_MODEL: (
+        "order_id, customer_id, revenue as amount, "
+        "md5(cast(order_id as varchar) || cast(product_id as varchar)) as fingerprint"
+    ),
 }
 
 MODEL_TEMPLATE = """\
@@ -89,7 +94,9 @@ def layered_models(names: list[str], source: str, total: int) -> dict[str, str]:
             parent = names[(layer - 1) * width + position]
             fan_in = names[(layer - 1) * width + (position + 1) % width]
             columns, depends_on = "*", f"-- depends_on: {{{{ ref('{fan_in}') }}}}\n"
-        models[name] = MODEL_TEMPLATE.format(total=total, depends_on=depends_on, columns=columns, parent=parent, name=name)
+        models[name] = MODEL_TEMPLATE.format(
+            total=total, depends_on=depends_on, columns=columns, parent=parent, name=name
+        )
     return models
 
 

@@ -42,7 +42,10 @@ def kill_without_grace(deployment: Deployment, pod: client.V1Pod) -> None:
     container_id = status.container_id.split("://", 1)[1]
     subprocess.run(
         ["docker", "exec", pod.spec.node_name, "crictl", "stop", "--timeout", "0", container_id],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     deployment.core_v1.delete_namespaced_pod(
         pod.metadata.name, pod.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
@@ -68,7 +71,8 @@ def wait_replacements_ready(deployment: Deployment, component: str, replaced: li
     def probe() -> tuple[bool, object]:
         pods = deployment.component_pods(component)
         ready = [
-            p for p in pods
+            p
+            for p in pods
             if p.metadata.uid not in replaced_uids
             and not p.metadata.deletion_timestamp
             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])

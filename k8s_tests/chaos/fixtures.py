@@ -11,6 +11,7 @@ Registered in k8s_tests/conftest.py with `pytest_plugins`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -97,9 +98,19 @@ class PortForward:
         if self.process is not None and self.process.poll() is None:
             return
         self.process = subprocess.Popen(
-            [tool("kubectl"), "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, "port-forward",
-             self.target, f"{self.local_port}:{self.remote_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            [
+                tool("kubectl"),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "-n",
+                self.namespace,
+                "port-forward",
+                self.target,
+                f"{self.local_port}:{self.remote_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
 
         def listening() -> tuple[bool, str]:
@@ -160,7 +171,8 @@ class Deployment:
 
     def component_pods(self, component: str) -> list[client.V1Pod]:
         return self.core_v1.list_namespaced_pod(
-            self.namespace, label_selector=f"app.kubernetes.io/instance={RELEASE_NAME},app.kubernetes.io/component={component}"
+            self.namespace,
+            label_selector=f"app.kubernetes.io/instance={RELEASE_NAME},app.kubernetes.io/component={component}",
         ).items
 
 
@@ -183,10 +195,8 @@ def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[
     finally:
         pid_file = cache_dir() / f"port-forward-{cluster.name}-{namespace}.pid"
         if pid_file.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
             pid_file.unlink(missing_ok=True)
     print(f"hack/up.sh ({steps}) took {time.monotonic() - start:.0f}s")
 
@@ -199,9 +209,7 @@ def wait_location_loaded(deployment: Deployment, timeout: float = HEALTHY_TIMEOU
     wait_until("the webserver to answer and the code location to load", loaded, timeout)
 
 
-def connect(
-    cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api
-) -> Deployment:
+def connect(cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api) -> Deployment:
     """Handles on the chart installed in `namespace` (by run_up), once its code location has loaded."""
     secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", namespace)
     deployment = Deployment(
@@ -234,9 +242,20 @@ def chaos_deployment(
     deployment.postgresql.stop()
     if not request.config.getoption("--keep-cluster"):
         subprocess.run(
-            [tool("helm"), "--kubeconfig", str(kind_cluster.kubeconfig), "uninstall", RELEASE_NAME,
-             "-n", namespace, "--wait", "--timeout", "5m"],
-            check=False, timeout=400,
+            [
+                tool("helm"),
+                "--kubeconfig",
+                str(kind_cluster.kubeconfig),
+                "uninstall",
+                RELEASE_NAME,
+                "-n",
+                namespace,
+                "--wait",
+                "--timeout",
+                "5m",
+            ],
+            check=False,
+            timeout=400,
         )
         # The chart keeps the PostgreSQL Secret and volume on uninstall; the test namespace goes whole.
         core_v1.delete_namespace(namespace)
@@ -249,7 +268,9 @@ def chaos_deployment(
 def _kubectl_text(cluster: KindCluster, *args: str) -> str:
     result = subprocess.run(
         [tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
-        text=True, capture_output=True, timeout=120,
+        text=True,
+        capture_output=True,
+        timeout=120,
     )
     return result.stdout + result.stderr
 

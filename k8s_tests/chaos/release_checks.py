@@ -9,6 +9,7 @@ done and others not.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -99,7 +100,9 @@ def launch_and_reach_slow_model(deployment: Deployment) -> str:
         return done >= DONE_BEFORE_FAULT, (run.status, sorted(done))
 
     wait_until("the parent run to build staging and reach the slow model", probe, REACH_SLOW_MODEL_TIMEOUT_SECONDS)
-    assert SLOW_MODEL not in api.materializations(parent_id), f"{SLOW_MODEL} built before the fault: the window was missed"
+    assert SLOW_MODEL not in api.materializations(parent_id), (
+        f"{SLOW_MODEL} built before the fault: the window was missed"
+    )
     return parent_id
 
 
@@ -175,7 +178,9 @@ def wait_retry(api: DagsterApi, parent_id: str) -> Run:
         children = api.children(parent_id)
         return bool(children), children or api.run(parent_id).tags
 
-    (retry,) = wait_until(f"the retry daemon to create one retry of {parent_id}", created, RETRY_CREATED_TIMEOUT_SECONDS)
+    (retry,) = wait_until(
+        f"the retry daemon to create one retry of {parent_id}", created, RETRY_CREATED_TIMEOUT_SECONDS
+    )
     return retry
 
 
@@ -214,7 +219,7 @@ def assert_group_exactly_once(deployment: Deployment, reference: Reference, grou
         (run.run_id, run.status, run.tags.get("dagster/failure_reason")) for run in group
     ]
     done: set[str] = set()
-    for earlier, run in zip(group, group[1:]):
+    for earlier, run in itertools.pairwise(group):
         done |= set(api.materializations(earlier.run_id))
         assert run.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"
         assert run.tags["dagster/root_run_id"] == root_id

@@ -43,8 +43,7 @@ def schedulable_nodes(core_v1: client.CoreV1Api) -> list[str]:
     return [
         node.metadata.name
         for node in core_v1.list_node().items
-        if not any(taint.effect == "NoSchedule" for taint in node.spec.taints or [])
-        and not node.spec.unschedulable
+        if not any(taint.effect == "NoSchedule" for taint in node.spec.taints or []) and not node.spec.unschedulable
     ]
 
 
@@ -69,9 +68,20 @@ def worker_nodes(chaos_deployment: Deployment) -> Iterator[list[str]]:
 def drain(deployment: Deployment, node: str) -> subprocess.CompletedProcess[str]:
     """`kubectl drain`: cordon, then evict every pod but DaemonSets' through the Eviction API."""
     return subprocess.run(
-        [tool("kubectl"), "--kubeconfig", str(deployment.cluster.kubeconfig), "drain", node,
-         "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={DRAIN_TIMEOUT_SECONDS}s"],
-        check=True, capture_output=True, text=True, timeout=DRAIN_TIMEOUT_SECONDS + 60,
+        [
+            tool("kubectl"),
+            "--kubeconfig",
+            str(deployment.cluster.kubeconfig),
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            f"--timeout={DRAIN_TIMEOUT_SECONDS}s",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=DRAIN_TIMEOUT_SECONDS + 60,
     )
 
 
@@ -89,11 +99,16 @@ def test_drain_of_the_run_pods_node(
     node = pod.spec.node_name
     assert node != postgresql_node
     moved = [
-        p.metadata.name for p in core_v1.list_namespaced_pod(chaos_deployment.namespace).items
+        p.metadata.name
+        for p in core_v1.list_namespaced_pod(chaos_deployment.namespace).items
         if p.spec.node_name == node and p.status.phase == "Running"
     ]
-    code_servers_on_node = [p.metadata.name for p in chaos_deployment.component_pods("code-location") if p.spec.node_name == node]
-    assert code_servers_on_node, f"the chart should have spread the code servers so that one runs on {node}; pods there: {moved}"
+    code_servers_on_node = [
+        p.metadata.name for p in chaos_deployment.component_pods("code-location") if p.spec.node_name == node
+    ]
+    assert code_servers_on_node, (
+        f"the chart should have spread the code servers so that one runs on {node}; pods there: {moved}"
+    )
     fault_at = time.time()
     drained = drain(chaos_deployment, node)
     drain_seconds = time.time() - fault_at

@@ -100,7 +100,9 @@ def test_snapshot_run_faulted_while_holding_its_pool_slot(
         done = set(api.materializations(parent_id))
         return parent_id in holders and done == SALES_SNAPSHOTS - {SLOW_SNAPSHOT}, (info, sorted(done))
 
-    wait_until("the parent's snapshot step to hold the pool slot, mid-step", slot_held_mid_step, SLOT_CLAIMED_TIMEOUT_SECONDS)
+    wait_until(
+        "the parent's snapshot step to hold the pool slot, mid-step", slot_held_mid_step, SLOT_CLAIMED_TIMEOUT_SECONDS
+    )
     pod = running_run_pod(chaos_deployment, parent_id)
     fault_at = time.time()
     fault(chaos_deployment, pod)

@@ -103,9 +103,14 @@ def test_failing_dbt_test_not_retried_green_unchanged(chaos_deployment: Deployme
             assert api.children(run.run_id) == [], "a failing dbt test (a step failure) was retried"
             time.sleep(3)
         assert api.run(run.run_id).tags.get("dagster/will_retry") in (None, "false")
-        print(f"\n[failing dbt test] release FAILURE, no retry in {NO_RETRY_WATCH_SECONDS}s; {time.monotonic() - start:.0f}s")
+        print(
+            f"\n[failing dbt test] release FAILURE, no retry in {NO_RETRY_WATCH_SECONDS}s; "
+            f"{time.monotonic() - start:.0f}s"
+        )
 
-        assert {mart: sorted(query(warehouse, f"select * from {GREEN}.{mart}"), key=repr) for mart in MARTS} == green_before_exact
+        assert {
+            mart: sorted(query(warehouse, f"select * from {GREEN}.{mart}"), key=repr) for mart in MARTS
+        } == green_before_exact
         assert schema_contents(warehouse, GREEN) == green_before
         assert release_log(warehouse) == log_before
         blue_ids = {row[0] for row in query(warehouse, f"select distinct release_id from {BLUE}.fct_orders")}

@@ -31,8 +31,6 @@ def cache_bin() -> Path:
     return cache_dir() / "bin"
 
 
-
-
 @dataclass(frozen=True)
 class Rendered:
     """The objects of one `helm template`, with lookups the tests share."""
@@ -44,7 +42,9 @@ class Rendered:
 
     def one(self, kind: str, name_suffix: str) -> dict[str, Any]:
         found = [d for d in self.of_kind(kind) if d["metadata"]["name"].endswith(name_suffix)]
-        assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        assert len(found) == 1, (
+            f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        )
         return found[0]
 
     def configmap_data(self, name_suffix: str) -> dict[str, str]:
@@ -98,8 +98,6 @@ def render_cached(helm: str, values_files: tuple[Path, ...], set_items: tuple[tu
         raise AssertionError(f"helm template failed ({values_files}, {set_items}):\n{result.stderr}")
     docs = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
     return Rendered(docs)
-
-
 
 
 def load_values(values_file: Path | None) -> dict[str, Any]:

@@ -39,7 +39,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     (
         "unknown-retry-strategy",
         {"dagsterDaemon": {"runRetries": {"strategy": "FROM_SCRATCH"}}},
-        "at '/dagsterDaemon/runRetries/strategy': value must be one of 'FROM_ASSET_FAILURE', 'FROM_FAILURE', 'ALL_STEPS'",
+        "at '/dagsterDaemon/runRetries/strategy': "
+        "value must be one of 'FROM_ASSET_FAILURE', 'FROM_FAILURE', 'ALL_STEPS'",
     ),
     (
         "unknown-pool-granularity",
@@ -51,10 +52,22 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"warehouse": {"target": "bigquery"}},
         "at '/warehouse/target': value must be one of 'postgres', 'snowflake'",
     ),
-    ("missing-image-tag", {"codeLocation": {"image": {"tag": None}}}, "at '/codeLocation/image': missing property 'tag'"),
-    ("empty-image-tag", {"codeLocation": {"image": {"tag": ""}}}, "at '/codeLocation/image/tag': minLength: got 0, want 1"),
+    (
+        "missing-image-tag",
+        {"codeLocation": {"image": {"tag": None}}},
+        "at '/codeLocation/image': missing property 'tag'",
+    ),
+    (
+        "empty-image-tag",
+        {"codeLocation": {"image": {"tag": ""}}},
+        "at '/codeLocation/image/tag': minLength: got 0, want 1",
+    ),
     ("latest-image-tag", {"codeLocation": {"image": {"tag": "latest"}}}, "at '/codeLocation/image/tag': 'not' failed"),
-    ("empty-postgresql-image-tag", {"postgresql": {"image": {"tag": ""}}}, "at '/postgresql/image/tag': minLength: got 0, want 1"),
+    (
+        "empty-postgresql-image-tag",
+        {"postgresql": {"image": {"tag": ""}}},
+        "at '/postgresql/image/tag': minLength: got 0, want 1",
+    ),
     (
         "pull-policy-always",
         {"codeLocation": {"image": {"pullPolicy": "Always"}}},
@@ -82,7 +95,12 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "snowflake-without-secret",
-        {"warehouse": {"target": "snowflake", "snowflake": {"account": "a", "user": "u", "warehouse": "w", "database": "d"}}},
+        {
+            "warehouse": {
+                "target": "snowflake",
+                "snowflake": {"account": "a", "user": "u", "warehouse": "w", "database": "d"},
+            }
+        },
         "warehouse.snowflake.existingSecret is required when warehouse.target is snowflake",
     ),
     (
@@ -98,7 +116,9 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("values", "expected"), [case[1:] for case in BAD_VALUES], ids=[case[0] for case in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("values", "expected"), [case[1:] for case in BAD_VALUES], ids=[case[0] for case in BAD_VALUES]
+)
 def test_bad_values_are_refused_naming_the_key(helm, tmp_path, values, expected):
     values_file = tmp_path / "bad-values.yaml"
     values_file.write_text(yaml.safe_dump(values))
@@ -114,7 +134,10 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
         "retries-enabled-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": True, "maxRetries": 1}}},
         "retries-off-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": False, "maxRetries": 0}}},
         "string-for-a-number": {"dagsterDaemon": {"runMonitoring": {"pollIntervalSeconds": 30}}},
-        "external-postgresql": {"postgresql": {"enabled": False}, "externalPostgresql": {"host": "db", "existingSecret": "db"}},
+        "external-postgresql": {
+            "postgresql": {"enabled": False},
+            "externalPostgresql": {"host": "db", "existingSecret": "db"},
+        },
         "existing-service-account": {"serviceAccount": {"create": False, "name": "dagster-runs"}},
     }
     for name, values in fixes.items():

@@ -11,7 +11,9 @@ from chart_render import SCENARIO_IDS, SCENARIOS, Rendered, load_values, run_wor
 SECRET_NAME_PARTS = ("PASSWORD", "PRIVATE_KEY", "PASSPHRASE", "SECRET", "TOKEN")
 
 
-def resolve_env(rendered: Rendered, container: dict[str, Any]) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
+def resolve_env(
+    rendered: Rendered, container: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
     """(plain values, name -> (secret, key) of secretKeyRefs, whole Secrets given with envFrom)."""
     plain: dict[str, str] = {}
     secret_refs: dict[str, tuple[str, str]] = {}
@@ -37,11 +39,15 @@ def containers_under_test(rendered: Rendered) -> dict[str, dict[str, Any]]:
         suffix: rendered.one("Deployment", f"-{suffix}")["spec"]["template"]["spec"]["containers"][0]
         for suffix in ("code-location", "daemon", "webserver")
     }
-    found["run-worker"] = run_worker_job(rendered.instance_config()["run_launcher"]["config"])["spec"]["template"]["spec"]["containers"][0]
+    found["run-worker"] = run_worker_job(rendered.instance_config()["run_launcher"]["config"])["spec"]["template"][
+        "spec"
+    ]["containers"][0]
     return found
 
 
-def expected_contract(values: dict[str, Any], rendered: Rendered) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
+def expected_contract(
+    values: dict[str, Any], rendered: Rendered
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
     pg = values["postgresql"]
     external = values["externalPostgresql"]
     if pg["enabled"]:
@@ -51,7 +57,10 @@ def expected_contract(values: dict[str, Any], rendered: Rendered) -> tuple[dict[
             "DAGSTER_PG_USER": pg["user"],
             "DAGSTER_PG_DB": pg["database"],
         }
-        dagster_secret = (pg["existingSecret"] or rendered.one("Secret", "-postgresql")["metadata"]["name"], pg["passwordKey"])
+        dagster_secret = (
+            pg["existingSecret"] or rendered.one("Secret", "-postgresql")["metadata"]["name"],
+            pg["passwordKey"],
+        )
     else:
         dagster_db = {
             "DAGSTER_PG_HOST": external["host"],
@@ -79,7 +88,9 @@ def expected_contract(values: dict[str, Any], rendered: Rendered) -> tuple[dict[
             "DBT_PG_USER": wpg["user"] or dagster_db["DAGSTER_PG_USER"],
             "DBT_PG_DATABASE": wpg["database"],
         }
-        secrets["DBT_PG_PASSWORD"] = (wpg["existingSecret"], wpg["passwordKey"]) if wpg["existingSecret"] else dagster_secret
+        secrets["DBT_PG_PASSWORD"] = (
+            (wpg["existingSecret"], wpg["passwordKey"]) if wpg["existingSecret"] else dagster_secret
+        )
     else:
         sf = warehouse["snowflake"]
         plain |= {

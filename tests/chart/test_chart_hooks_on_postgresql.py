@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 from chart_render import CHART_DIR, REPO_ROOT, Rendered, load_values
-
 from dagster import DagsterInstance
 
 DATABASE = "chart_hooks"
@@ -65,7 +64,9 @@ def hook_env(pg, tmp_path) -> dict[str, str]:
     }
 
 
-def run_container(rendered: Rendered, job_suffix: str, name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_container(
+    rendered: Rendered, job_suffix: str, name: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     spec = container(rendered, job_suffix, name)
     dagster_home = Path(env["DAGSTER_HOME"])
     (dagster_home / "dagster.yaml").write_text(instance_yaml_outside_a_cluster(rendered, dagster_home))
@@ -91,7 +92,14 @@ def test_wait_for_database_gives_up_naming_the_value(render, hook_env):
 
 def test_install_then_upgrade_hooks_on_postgresql(render, hook_env, monkeypatch):
     # This process reads the instance back with the same env as the hook pods.
-    for key in ("DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
+    for key in (
+        "DAGSTER_HOME",
+        "DAGSTER_PG_HOST",
+        "DAGSTER_PG_PORT",
+        "DAGSTER_PG_USER",
+        "DAGSTER_PG_PASSWORD",
+        "DAGSTER_PG_DB",
+    ):
         monkeypatch.setenv(key, hook_env[key])
     installed = render()
     for job, name in (("-migrate", "wait-for-database"), ("-migrate", "migrate"), ("-pools", "pools")):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import yaml
 from chart_render import NAMESPACE, SCENARIO_IDS, SCENARIOS, load_values
-
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.run_coordinator import QueuedRunCoordinator
@@ -110,7 +109,10 @@ def test_run_launcher_config(render, values_file):
     assert launcher["resources"] == values["runLauncher"]["resources"]
     assert launcher["run_k8s_config"]["job_spec_config"]["backoffLimit"] == 0
     assert launcher["run_k8s_config"]["job_spec_config"]["podReplacementPolicy"] == "Failed"
-    assert launcher["run_k8s_config"]["job_spec_config"]["ttlSecondsAfterFinished"] == values["runLauncher"]["jobTtlSecondsAfterFinished"]
+    assert (
+        launcher["run_k8s_config"]["job_spec_config"]["ttlSecondsAfterFinished"]
+        == values["runLauncher"]["jobTtlSecondsAfterFinished"]
+    )
     snowflake = values["warehouse"]["target"] == "snowflake"
     assert launcher.get("env_secrets") == ([values["warehouse"]["snowflake"]["existingSecret"]] if snowflake else None)
     result = process_config(K8sRunLauncher.config_type(), launcher)

@@ -122,9 +122,7 @@ def test_config_checksum_is_stable_across_renders(helm):
 
     first, second = helm_template(helm), helm_template(helm)
     assert first.returncode == second.returncode == 0
-    checksums = [
-        [line for line in r.stdout.splitlines() if "checksum/config" in line] for r in (first, second)
-    ]
+    checksums = [[line for line in r.stdout.splitlines() if "checksum/config" in line] for r in (first, second)]
     assert checksums[0] and checksums[0] == checksums[1]
 
 
@@ -132,7 +130,10 @@ def test_config_checksum_is_stable_across_renders(helm):
 def test_no_secret_value_appears_outside_secrets(render, values_file):
     known = "Kn0wn-Passw0rd-For-The-Test"
     embedded = load_values(values_file)["postgresql"]["enabled"]
-    for rendered, password in ((render(values_file), None), (render(values_file, {"postgresql.password": known}), known)):
+    for rendered, password in (
+        (render(values_file), None),
+        (render(values_file, {"postgresql.password": known}), known),
+    ):
         secrets = [value for value in rendered.secret_values() if value]
         if embedded:
             assert secrets, "the embedded PostgreSQL has no password Secret"
@@ -168,19 +169,36 @@ def test_rbac_is_namespaced_and_minimal(render, values_file):
     for rule in role["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
-        granted |= {(group, resource, verb) for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+        granted |= {
+            (group, resource, verb)
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
     # What dagster_k8s 0.29's launcher and client call (launch, health check, debug, terminate).
     needed = {
-        ("batch", "jobs", "create"), ("batch", "jobs", "get"), ("batch", "jobs", "list"),
-        ("batch", "jobs", "delete"), ("batch", "jobs/status", "get"),
-        ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "delete"),
-        ("", "pods/log", "get"), ("", "events", "list"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "list"),
+        ("batch", "jobs", "delete"),
+        ("batch", "jobs/status", "get"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "delete"),
+        ("", "pods/log", "get"),
+        ("", "events", "list"),
     }
     assert granted == needed
     (binding,) = rendered.of_kind("RoleBinding")
     (account,) = rendered.of_kind("ServiceAccount")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "dagster-chart-test"}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "dagster-chart-test"}
+    ]
     assert rendered.instance_config()["run_launcher"]["config"]["service_account_name"] == account["metadata"]["name"]
 
 
@@ -272,5 +290,7 @@ def test_changing_a_pool_limit_restarts_nothing(render):
     before = render()
     after = render(set_values={"concurrency.pools.limits.dbt-snapshots": "0"})
     for suffix in DAGSTER_WORKLOADS:
-        assert before.one("Deployment", suffix)["spec"]["template"] == after.one("Deployment", suffix)["spec"]["template"]
+        assert (
+            before.one("Deployment", suffix)["spec"]["template"] == after.one("Deployment", suffix)["spec"]["template"]
+        )
     assert before.one("Job", "-pools") != after.one("Job", "-pools")

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from chart_render import SCENARIO_IDS, SCENARIOS, run_worker_job
 
-
 ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI"}
 
 
@@ -61,7 +60,9 @@ def test_chart_pods_have_a_read_only_root_and_a_writable_tmp(render, values_file
 
 @pytest.mark.parametrize("read_only", [False, True])
 def test_run_pods_read_only_root_follows_its_own_value(render, read_only):
-    launcher = render(set_values={"runLauncher.readOnlyRootFilesystem": str(read_only).lower()}).instance_config()["run_launcher"]["config"]
+    launcher = render(set_values={"runLauncher.readOnlyRootFilesystem": str(read_only).lower()}).instance_config()[
+        "run_launcher"
+    ]["config"]
     container = run_worker_job(launcher)["spec"]["template"]["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is read_only
 

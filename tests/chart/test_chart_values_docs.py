@@ -66,10 +66,19 @@ def test_the_values_contract_with_local_dev():
         "tagConcurrencyLimits": [{"key": "analytics/release", "value": "blue-green", "limit": 1}],
     }
     retries = values["dagsterDaemon"]["runRetries"]
-    assert retries == {"enabled": True, "maxRetries": 2, "retryOnAssetOrOpFailure": False, "strategy": "FROM_ASSET_FAILURE"}
+    assert retries == {
+        "enabled": True,
+        "maxRetries": 2,
+        "retryOnAssetOrOpFailure": False,
+        "strategy": "FROM_ASSET_FAILURE",
+    }
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert set(monitoring) == {
-        "enabled", "pollIntervalSeconds", "startTimeoutSeconds", "cancelTimeoutSeconds",
-        "freeSlotsAfterRunEndSeconds", "maxResumeRunAttempts",
+        "enabled",
+        "pollIntervalSeconds",
+        "startTimeoutSeconds",
+        "cancelTimeoutSeconds",
+        "freeSlotsAfterRunEndSeconds",
+        "maxResumeRunAttempts",
     }
     assert monitoring["maxResumeRunAttempts"] == 0

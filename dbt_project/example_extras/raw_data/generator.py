@@ -83,7 +83,6 @@ TABLE_DDL: dict[str, str] = {
 }
 
 
-
 def _column_names(ddl: str) -> tuple[str, ...]:
     """Column names of a TABLE_DDL entry, in order (table constraints skipped)."""
     lines = (line.strip() for line in ddl.strip().splitlines())
@@ -106,7 +105,7 @@ class RawData:
     def rows(self, table: str) -> list[dict[str, Any]]:
         """Rows of `table` as dicts, for readable assertions in tests."""
         columns = TABLE_COLUMNS[table]
-        return [dict(zip(columns, row)) for row in self.tables[table]]
+        return [dict(zip(columns, row, strict=True)) for row in self.tables[table]]
 
 
 @dataclass(frozen=True)
@@ -285,8 +284,7 @@ def apply_source_changes(conninfo: str) -> SourceChanges:
         )
 
         cur.execute(
-            f"select order_id, status from {RAW_SCHEMA}.orders where status <> 'returned' "
-            "order by order_id limit 1"
+            f"select order_id, status from {RAW_SCHEMA}.orders where status <> 'returned' order by order_id limit 1"
         )
         order_id, old_status = cur.fetchone()
         forward = [status for status in ORDER_STATUSES if status != "returned"]
