@@ -6,12 +6,8 @@ Call with list <image values> "<value path>".
 {{- define "dagster-dbt-k8s.imageRef" -}}
 {{- $image := index . 0 }}
 {{- $path := index . 1 }}
-{{- if not $image.repository }}
-{{- fail (printf "%s.repository is required: set it to the image repository" $path) }}
-{{- end }}
-{{- if not $image.tag }}
-{{- fail (printf "%s.tag is required: set it to the image's tag (e.g. 0.1.0)" $path) }}
-{{- end }}
+{{- /* The schema requires repository and tag; a JSON schema cannot refuse one value with a
+message a user understands, so `latest` is refused here. */}}
 {{- if eq (toString $image.tag) "latest" }}
 {{- fail (printf "%s.tag must not be latest: pin the tag of an image loaded into the cluster" $path) }}
 {{- end }}
