@@ -62,7 +62,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"codeLocation": {"image": {"tag": ""}}},
         "at '/codeLocation/image/tag': minLength: got 0, want 1",
     ),
-    ("latest-image-tag", {"codeLocation": {"image": {"tag": "latest"}}}, "codeLocation.image.tag must not be latest: pin the tag of an image loaded into the cluster"),
+    (
+        "latest-image-tag",
+        {"codeLocation": {"image": {"tag": "latest"}}},
+        "codeLocation.image.tag must not be latest: pin the tag of an image loaded into the cluster",
+    ),
     (
         "empty-postgresql-image-tag",
         {"postgresql": {"image": {"tag": ""}}},
