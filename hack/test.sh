@@ -2,9 +2,9 @@
 # Runs the fast suite (no cluster), or the pytest paths given. pytest's exit code 5
 # ("no tests collected") is a failure like any other non-zero code.
 #
-# The whole fast suite runs on TEST_WORKERS pytest-xdist workers (default 4 on any core count: it
-# waits on dbt, PostgreSQL and daemons far more than it computes); each worker starts its own
-# PostgreSQL server.
+# The whole fast suite runs on TEST_WORKERS pytest-xdist workers (default 4 on any core count: its
+# daemon tests spend much of their time waiting on run queues and polls); each worker starts its
+# own PostgreSQL server.
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
