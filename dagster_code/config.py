@@ -34,7 +34,7 @@ TIME_UNITS = ("hour", "day", "month", "year")
 # One pool for every snapshot unless configured; its limit is in the chart's values.
 DEFAULT_SNAPSHOT_POOL = "dbt-snapshots"
 # The release's run tag matches the chart's run-tag concurrency limit of 1.
-DEFAULT_RELEASE_RUN_TAGS = {"analytics/release": "blue-green"}
+DEFAULT_RELEASE_RUN_TAGS = {"dagster-dbt-k8s/release": "blue-green"}
 DEFAULT_RELEASE_JOB = "release_job"
 
 PROJECT_KEYS = ("release", "tests_schedules", "snapshots", "vars_from_run_tags", "python_modules")

@@ -25,7 +25,7 @@ DEFAULT_RETRY_STRATEGY = "FROM_ASSET_FAILURE"
 DEFAULT_MAX_RETRIES = 2
 RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 # Set with RETRY_ON_STEP_FAILURE_TAG=true by a dbt step that lost its warehouse connection.
-LOST_CONNECTION_TAG = "analytics/lost_warehouse_connection"
+LOST_CONNECTION_TAG = "dagster-dbt-k8s/lost_warehouse_connection"
 # What libpq, PostgreSQL and dbt say when the connection failed rather than the SQL.
 LOST_CONNECTION_MESSAGES = (
     "server closed the connection unexpectedly",

@@ -112,7 +112,7 @@ def test_configured_project_derives_groups_pools_partitions_and_release(acme):
         "mart_countries",
         "release/green_promoted",
     }
-    assert release.tags["analytics/release"] == "blue-green"
+    assert release.tags["dagster-dbt-k8s/release"] == "blue-green"
     schedule = acme.resolve_schedule_def("nightly_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
         "0 3 * * *",

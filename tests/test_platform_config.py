@@ -149,9 +149,9 @@ def test_unknown_timezone_is_refused(acme_project, acme_manifest):
 
 
 def _example_names(manifest: dict) -> set[str]:
-    """Every name the example project defines: nodes, sources and their tables, tags, folders,
-    and its own vars (not those of the blue/green package it uses)."""
-    names: set[str] = set()
+    """Every name the example project defines: its own name, nodes, sources and their tables,
+    tags, folders, and its own vars (not those of the blue/green package it uses)."""
+    names: set[str] = {manifest["metadata"]["project_name"]}
     for node in manifest["nodes"].values():
         if node["package_name"] != manifest["metadata"]["project_name"]:
             continue
@@ -170,7 +170,7 @@ def _example_names(manifest: dict) -> set[str]:
 
 def test_platform_names_nothing_of_the_example(dbt_manifest):
     names = _example_names(json.loads(dbt_manifest.read_text()))
-    assert {"fct_app_events_microbatch", "snap_orders", "marts", "hourly_tests", "start_date"} <= names
+    assert {"analytics", "fct_app_events_microbatch", "snap_orders", "marts", "hourly_tests", "start_date"} <= names
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, names))) + r")\b")
     hits = [
         f"{path.relative_to(REPO_ROOT)}:{number}: {match.group(0)}"
