@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+import dbt.version
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
+from packaging import version
 
 from dagster_code.retries import (
     lost_warehouse_connection,
@@ -18,8 +21,19 @@ from dagster_code.retries import (
 )
 
 
+class PlatformDbtCliResource(DbtCliResource):
+    """dagster-dbt learns the dbt version by running `dbt --version` once per resource, that is
+    once per step: a second Python start-up of dbt, about 5 s of CPU here, before every dbt
+    command. It asks so that it can tell the Fusion engine from dbt-core; the platform runs the
+    dbt-core locked in uv.lock, importable in this very process, so the version is read from it."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(dbt.version.__version__)
+
+
 def dbt_resource(project: DbtProject) -> DbtCliResource:
-    return DbtCliResource(project_dir=project, target=project.target)
+    return PlatformDbtCliResource(project_dir=project, target=project.target)
 
 
 def stream_dbt_build(

@@ -14,6 +14,22 @@ ensure_uv() {
 
 ensure_python_env() {
   (cd "${REPO_ROOT}" && uv sync --frozen --quiet)
+  compile_bytecode
+}
+
+# Every test process (daemon, run workers, step processes, dbt) imports dagster and dbt. Where
+# PYTHONDONTWRITEBYTECODE is set (it is on these machines) nothing caches the compiled modules, and
+# each process compiles them again: measured here, `dbt parse` 7.4 s -> 4.8 s and `dbt --version`
+# 9.5 s -> 6.1 s once they are compiled. Python reads .pyc files whatever that variable says.
+compile_bytecode() {
+  local stamp
+  stamp="${REPO_ROOT}/.venv/.bytecode-$(sha256sum "${REPO_ROOT}/uv.lock" | cut -c1-16)"
+  [[ -f "${stamp}" ]] && return
+  log "compiling the environment's bytecode"
+  "${REPO_ROOT}/.venv/bin/python" -m compileall -q -j 0 "${REPO_ROOT}"/.venv/lib/python*/site-packages >/dev/null \
+    || die "compiling the bytecode of .venv failed"
+  rm -f "${REPO_ROOT}"/.venv/.bytecode-*
+  touch "${stamp}"
 }
 
 # The tests start throwaway PostgreSQL servers with initdb/pg_ctl from this package.

@@ -2,8 +2,8 @@
 # Runs the fast suite (no cluster), or the pytest paths given. pytest's exit code 5
 # ("no tests collected") is a failure like any other non-zero code.
 #
-# The whole fast suite runs on TEST_WORKERS pytest-xdist workers (default 4 on any core count: its
-# daemon tests spend much of their time waiting on run queues and polls); each worker starts its
+# The whole fast suite runs on TEST_WORKERS pytest-xdist workers (default 4 on any core count: while
+# one worker's daemon test waits on a run queue, another's dbt computes); each worker starts its
 # own PostgreSQL server.
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
