@@ -7,7 +7,9 @@ from tests.daemon import launch, step_intervals
 from tests.support import load_raw
 from tests.waiting import wait_until
 
-RUN_TIMEOUT_SECONDS = 300
+# Two runs one after the other, each a run worker, a step process and dbt: about 450 s in a CI run
+# where the image builds shared the two cores, so 300 s was not enough there.
+RUN_TIMEOUT_SECONDS = 900
 
 
 def _finished(instance: dg.DagsterInstance, run_ids: list[str]) -> tuple[bool, object]:

@@ -65,17 +65,17 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
             keys,
         )
 
-    done_before_kill = wait_until("the parent run to build staging and reach the slow model", reached_slow_model, 240)
+    done_before_kill = wait_until("the parent run to build staging and reach the slow model", reached_slow_model, 600)
     assert SLOW_MODEL not in done_before_kill
     evict_process(run_worker_pid(instance, parent_id), EVICTION_GRACE_SECONDS)
 
-    parent = wait_until("the parent run to fail", lambda: _finished(instance, parent_id), 120)
+    parent = wait_until("the parent run to fail", lambda: _finished(instance, parent_id), 300)
     assert parent.status == dg.DagsterRunStatus.FAILURE
     assert parent.tags["dagster/failure_reason"] == "UNEXPECTED_TERMINATION"
     (retry,) = wait_until(
         "the retry daemon to create a retry run",
         lambda: (bool(children := _children(instance, parent_id)), children or instance.get_run_by_id(parent_id).tags),
-        120,
+        300,
     )
     retry = wait_until("the retry run to finish", lambda: _finished(instance, retry.run_id), 600)
 
