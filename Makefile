@@ -78,7 +78,11 @@ down: ## Uninstall the release and delete the kind cluster.
 	hack/down.sh
 
 .PHONY: k8s-test
-k8s-test: setup ## The cluster suites (acceptance + chaos); K8S_TEST_ARGS="--kind-cluster dagster-dbt-k8s --keep-cluster" reuses one.
+k8s-test: setup ## The cluster suites CI runs: acceptance + every fault kind; K8S_TEST_ARGS="--kind-cluster dagster-dbt-k8s --keep-cluster" reuses one.
+	hack/test.sh k8s_tests -m "not full_suite" $(K8S_TEST_ARGS)
+
+.PHONY: k8s-test-full
+k8s-test-full: setup ## Every cluster scenario (k8s-test and the full_suite ones); takes K8S_TEST_ARGS too.
 	hack/test.sh k8s_tests $(K8S_TEST_ARGS)
 
 .PHONY: bench

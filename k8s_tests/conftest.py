@@ -20,6 +20,14 @@ from k8s_tests.cluster_fixtures import (  # noqa: F401  (fixtures, found by name
 pytest_plugins = ["k8s_tests.chaos.fixtures"]  # the chaos suite's deployment fixtures (k8s_tests/chaos/)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "full_suite: a cluster scenario that adds no fault kind to those CI runs (`make k8s-test`); "
+        "`make k8s-test-full` runs it too",
+    )
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kind cluster")
     group.addoption(

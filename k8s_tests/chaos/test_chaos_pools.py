@@ -84,7 +84,15 @@ def one_current_version_per_key(conninfo: str) -> None:
     assert current == orders
 
 
-@pytest.mark.parametrize("fault", [evict, kill_without_grace], ids=["eviction", "kill-without-grace"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # The release scenarios evict in CI; here the worker still frees its own slot.
+        pytest.param(evict, id="eviction", marks=pytest.mark.full_suite),
+        # The case Dagster leaves open: a worker that cannot give its slot back.
+        pytest.param(kill_without_grace, id="kill-without-grace"),
+    ],
+)
 def test_snapshot_run_faulted_while_holding_its_pool_slot(
     chaos_deployment: Deployment, fault: Callable[[Deployment, client.V1Pod], None]
 ) -> None:
@@ -124,6 +132,8 @@ def test_snapshot_run_faulted_while_holding_its_pool_slot(
     one_current_version_per_key(chaos_deployment.warehouse)
 
 
+# No fault: the fast suite proves same-pool runs apart through the real daemon and run queue.
+@pytest.mark.full_suite
 def test_runs_of_one_pool_never_overlap_other_pools_do(chaos_deployment: Deployment) -> None:
     """Scenario 4, at the chart's limit of 1 per snapshot pool."""
     api = chaos_deployment.api
@@ -167,6 +177,9 @@ def pool_limit_values(chaos_deployment: Deployment, tmp_path: Path) -> Iterator[
     upgrade(None)
 
 
+# No fault, and three `helm upgrade`s; the fast suite runs the chart's pools hook of an upgrade on
+# a real PostgreSQL (tests/chart/test_chart_hooks_on_postgresql.py).
+@pytest.mark.full_suite
 def test_pool_limit_changed_by_helm_upgrade_takes_effect(
     chaos_deployment: Deployment, snapshots_exist: None, pool_limit_values: Callable[[int | None], None]
 ) -> None:
