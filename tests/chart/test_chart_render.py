@@ -89,6 +89,24 @@ def test_images_are_pinned_and_never_pulled_always(render, values_file):
     assert images
 
 
+def test_default_images_are_the_ones_the_build_makes():
+    """versions.env names the images `make image` builds and `make up` loads; the chart's defaults
+    must install exactly those (read through bash, so its expansions count)."""
+    built = subprocess.run(
+        ["bash", "-c", 'source versions.env && echo "${PROJECT_IMAGE} ${POSTGRES_IMAGE}"'],
+        cwd=CHART_DIR.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    values = load_values(None)
+    defaults = [
+        f"{image['repository']}:{image['tag']}"
+        for image in (values["codeLocation"]["image"], values["postgresql"]["image"])
+    ]
+    assert defaults == built
+
+
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_dagster_pods_carry_a_config_checksum(render, values_file):
     rendered = render(values_file)
