@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # settings for the scripts that source this file
-# What `make up` (hack/up.sh) and `make down` (hack/down.sh) both name: the cluster, the release
-# and the port-forward to its webserver. Source it after lib.sh; every value can be overridden
-# from the environment.
+# What `make up` (hack/up.sh), `make down` (hack/down.sh) and the cluster scripts
+# (k8s_tests/cluster/common.sh) name: the cluster, the release and the port-forward to its
+# webserver. Source it after lib.sh; every value can be overridden from the environment.
 
 CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
 KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"

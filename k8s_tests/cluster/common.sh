@@ -3,9 +3,11 @@
 # shellcheck source=../../hack/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/hack/lib.sh"
 
+# The cluster's name and kubeconfig: make up's by default, both from the environment otherwise.
+# shellcheck source=../../hack/deployment.sh
+source "${REPO_ROOT}/hack/deployment.sh"
+
 CLUSTER_DIR="${REPO_ROOT}/k8s_tests/cluster"
-CLUSTER_NAME="${CLUSTER_NAME:-dagster-dbt-k8s}"
-KUBECONFIG_PATH="${KUBECONFIG_PATH:-${CACHE_DIR}/kubeconfig}"
 # upstream: pull kindest/node; local: build it here; auto: try a pull, build when it fails.
 NODE_IMAGE_SOURCE="${NODE_IMAGE_SOURCE:-auto}"
 # kind publishes node images per release; override when the pinned tag is not among them.
