@@ -36,7 +36,7 @@ CHART_DIR="${REPO_ROOT}/charts/dagster-dbt-k8s"
 FULLNAME="${RELEASE_NAME}-dagster-dbt-k8s"
 [[ "${RELEASE_NAME}" == *dagster-dbt-k8s* ]] && FULLNAME="${RELEASE_NAME}"
 WEBSERVER_SERVICE="${FULLNAME}-webserver"
-CODE_LOCATION_NAME="dagster-dbt"
+CODE_LOCATION_NAME=""
 GRAPHQL_URL="http://127.0.0.1:${LOCAL_PORT}/graphql"
 
 kubectl_ns() {
@@ -96,6 +96,15 @@ webserver_answers() {
   graphql '{ version }' | jq -e '.data.version' >/dev/null
 }
 
+# The code location's name as installed (codeLocation.name, maybe overridden), from the release's
+# workspace ConfigMap; read once the chart is installed.
+read_code_location_name() {
+  [[ -n "${CODE_LOCATION_NAME}" ]] && return
+  CODE_LOCATION_NAME="$(kubectl_ns get configmap "${FULLNAME}-workspace" -o jsonpath='{.data.workspace\.yaml}' |
+    sed -n -E 's/^[[:space:]]*location_name:[[:space:]]*"?([^"]+)"?[[:space:]]*$/\1/p')"
+  [[ -n "${CODE_LOCATION_NAME}" ]] || die "no location_name in ConfigMap ${FULLNAME}-workspace: is the chart installed in ${NAMESPACE}?"
+}
+
 code_location_loaded() {
   graphql '{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }' |
     jq -e --arg name "${CODE_LOCATION_NAME}" \
@@ -110,6 +119,7 @@ step_port_forward() {
   echo $! >"${PORT_FORWARD_PID_FILE}"
   wait_for "the webserver to answer GraphQL on ${GRAPHQL_URL} (port-forward log: ${PORT_FORWARD_LOG})" \
     "${PORT_FORWARD_START_TIMEOUT}" webserver_answers
+  read_code_location_name
   wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver (if its definitions failed to load: kubectl -n ${NAMESPACE} logs deploy/${FULLNAME}-code-location)" \
     180 code_location_loaded
 }
@@ -128,6 +138,7 @@ step_raw_data() {
     __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
     ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }'
   local params response run_id
+  read_code_location_name
   params="$(jq -n --arg location "${CODE_LOCATION_NAME}" '{params: {selector: {repositoryLocationName: $location,
     repositoryName: "__repository__", jobName: "raw_data_job"}, runConfigData: {}}}')"
   response="$(graphql "${launch}" "${params}")"

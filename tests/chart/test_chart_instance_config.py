@@ -118,7 +118,7 @@ def test_workspace_points_at_the_code_location_service(render):
                 "grpc_server": {
                     "host": service["metadata"]["name"],
                     "port": service["spec"]["ports"][0]["port"],
-                    "location_name": "dagster-dbt",
+                    "location_name": load_values(None)["codeLocation"]["name"],
                 }
             }
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 
 import pytest
 from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
@@ -87,6 +88,12 @@ def test_images_are_pinned_and_never_pulled_always(render, values_file):
     assert not launcher["job_image"].endswith(":latest")
     assert launcher["image_pull_policy"] == "IfNotPresent"
     assert images
+
+
+def test_dg_project_names_the_charts_code_location():
+    """`dg` commands (pyproject's [tool.dg]) and the deployment must call the location the same."""
+    pyproject = tomllib.loads((CHART_DIR.parents[1] / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dg"]["project"]["code_location_name"] == load_values(None)["codeLocation"]["name"]
 
 
 def test_default_images_are_the_ones_the_build_makes():
