@@ -12,8 +12,8 @@ from pathlib import Path
 from k8s_tests.bench import cases
 from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
 from k8s_tests.bench.report import Results, machine_summary
-from k8s_tests.chaos.fixtures import Deployment
-from k8s_tests.cluster_fixtures import ARTIFACTS_DIR
+from k8s_tests.harness.cluster import ARTIFACTS_DIR
+from k8s_tests.harness.deployment import Deployment
 
 DEFAULT_REPETITIONS = 3
 OUTPUT_DIR = ARTIFACTS_DIR / "bench"

@@ -18,10 +18,10 @@ import math
 import shutil
 from pathlib import Path
 
-from k8s_tests.chaos.release_checks import SLOW_MODEL
-from k8s_tests.cluster_fixtures import REPO_ROOT
+from k8s_tests.harness.cluster import REPO_ROOT
+from k8s_tests.harness.example import EXAMPLE_PROJECT_DIR, SLOW_MODEL, STAGING_ORDERS
 
-SOURCE_PROJECT = REPO_ROOT / "dbt_project"
+SOURCE_PROJECT = EXAMPLE_PROJECT_DIR
 # In the build context (not in .dockerignore, unlike build/ and artifacts/) and gitignored.
 OUTPUT_DIR = REPO_ROOT / ".bench"
 MODELS_SUBDIR = Path("models") / "intermediate" / "synthetic"
@@ -31,7 +31,7 @@ NOT_COPIED = ("target", "logs")
 # times as long as the parent took to get there, and one that followed the work left a third.
 EARLY_SHARE = 0.75
 LAYERS = 10
-EARLY_SOURCE = "stg_shop__orders"
+EARLY_SOURCE = STAGING_ORDERS
 # What the first layer of each share selects from its source.
 SOURCE_COLUMNS = {
     EARLY_SOURCE: (

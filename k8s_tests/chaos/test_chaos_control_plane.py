@@ -9,26 +9,23 @@ import time
 
 from kubernetes import client
 
-from k8s_tests.chaos.faults import (
+from k8s_tests.chaos.release_checks import (
+    SLOW_MODEL_SECONDS,
+    Reference,
+    assert_group_exactly_once,
+    assert_reader_saw_one_release_at_a_time,
+    launch_and_reach_slow_model,
+)
+from k8s_tests.harness.cluster import wait_until
+from k8s_tests.harness.deployment import Deployment, wait_location_loaded
+from k8s_tests.harness.example import RELEASE_JOB, SLOW_MODEL_TAG
+from k8s_tests.harness.faults import (
     live_component_pods,
     only_component_pod,
     wait_replacement_ready,
     wait_replacements_ready,
 )
-from k8s_tests.chaos.fixtures import Deployment, wait_location_loaded
-from k8s_tests.chaos.release_checks import (
-    RELEASE_JOB,
-    SLOW_MODEL_SECONDS,
-    SLOW_MODEL_TAG,
-    GreenReader,
-    Reference,
-    assert_group_exactly_once,
-    assert_reader_saw_one_release_at_a_time,
-    failure_messages,
-    launch_and_reach_slow_model,
-    wait_group_finished,
-)
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.harness.release import GreenReader, failure_messages, wait_group_finished
 
 LOCATION_RELOADED_TIMEOUT_SECONDS = 300
 
