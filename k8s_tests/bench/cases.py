@@ -49,7 +49,7 @@ GROWTH_DATA_SIZES = (RawDataConfig().size, 50)
 GROWTH_SLOW_MODEL_SECONDS = 1200
 GROWTH_REACH_TIMEOUT_SECONDS = 1500
 # Long enough for the fault to land while the slow model sleeps, short enough to keep runs short.
-SLOW_MODEL_SECONDS = 30
+BENCH_SLOW_MODEL_SECONDS = 30
 RETRY_STRATEGY_TAG = "dagster/retry_strategy"
 DBT_STEP = MODELS_STEP
 # Dagster's own run-monitoring poll interval when the instance sets none.
@@ -59,9 +59,9 @@ SNAPSHOT_JOB = SALES_JOB
 SNAPSHOT_STEP = SALES_STEP
 SNAPSHOT_RUNS = 4
 # Generous: the chaos suite runs on another cluster of the same two cores.
-REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
+BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
 # A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
-PARENT_FAILS_TIMEOUT_SECONDS = 600
+BENCH_PARENT_FAILS_TIMEOUT_SECONDS = 600
 PROGRESS_SECONDS = 30
 SNAPSHOT_RUNS_TIMEOUT_SECONDS = 900
 CODE_LOCATION_RESTART_TIMEOUT_SECONDS = 600
@@ -121,7 +121,7 @@ def release(deployment: Deployment, results: Results) -> Run:
     api = deployment.api
     start = time.monotonic()
     run = wait_success(
-        api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)}), "an uninterrupted release"
+        api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(BENCH_SLOW_MODEL_SECONDS)}), "an uninterrupted release"
     )
     print(f"uninterrupted release {run.run_id}: {time.monotonic() - start:.0f}s", flush=True)
     record_launch_overhead(deployment, run, results)
@@ -133,8 +133,8 @@ def faulted_release(
     fault: Fault,
     strategy: str,
     done_before_fault: frozenset[str] = frozenset(DONE_BEFORE_FAULT),
-    slow_model_seconds: int = SLOW_MODEL_SECONDS,
-    reach_timeout: float = REACH_SLOW_MODEL_TIMEOUT_SECONDS,
+    slow_model_seconds: int = BENCH_SLOW_MODEL_SECONDS,
+    reach_timeout: float = BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS,
 ) -> FaultedRelease:
     """A release whose run pod gets `fault` while the slow model sleeps, once `done_before_fault`
     are materialized, retried with `strategy` (a launch-time tag, which overrides the job's tag:
@@ -159,12 +159,12 @@ def faulted_release(
 
     wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, reach_timeout)
     if SLOW_MODEL in api.materializations(parent_id):
-        raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise SLOW_MODEL_SECONDS")
+        raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise BENCH_SLOW_MODEL_SECONDS")
     pod = running_run_pod(deployment, parent_id)
     fault_at = time.time()
     fault(deployment, pod)
 
-    parent = wait_run_finished(api, parent_id, PARENT_FAILS_TIMEOUT_SECONDS, "the faulted release")
+    parent = wait_run_finished(api, parent_id, BENCH_PARENT_FAILS_TIMEOUT_SECONDS, "the faulted release")
     if parent.status != "FAILURE":
         raise RuntimeError(f"the faulted release {parent_id} ended {parent.status}, not FAILURE")
 

@@ -23,7 +23,7 @@ from k8s_tests.harness.example import EXAMPLE_PROJECT_DIR, SLOW_MODEL, STAGING_O
 
 SOURCE_PROJECT = EXAMPLE_PROJECT_DIR
 # In the build context (not in .dockerignore, unlike build/ and artifacts/) and gitignored.
-OUTPUT_DIR = REPO_ROOT / ".bench"
+SYNTHETIC_PROJECTS_DIR = REPO_ROOT / ".bench"
 MODELS_SUBDIR = Path("models") / "intermediate" / "synthetic"
 # dbt's output; `dbt parse` in the image writes its own.
 NOT_COPIED = ("target", "logs")
@@ -77,7 +77,7 @@ def model_names(total: int) -> tuple[list[str], list[str]]:
 
 
 def project_dir(total: int) -> Path:
-    return OUTPUT_DIR / f"synthetic_{total}"
+    return SYNTHETIC_PROJECTS_DIR / f"synthetic_{total}"
 
 
 def layered_models(names: list[str], source: str, total: int) -> dict[str, str]:

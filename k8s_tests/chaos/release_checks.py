@@ -13,8 +13,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import psycopg
-
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import DagsterApi, Run
 from k8s_tests.harness.deployment import Deployment
@@ -27,12 +25,15 @@ from k8s_tests.harness.release import (
     wait_group_finished,
     wait_retry,
 )
-from tests.support import GREEN, MARTS, green_release_ids, release_log, schema_contents
+from tests.support import GREEN, MARTS, green_release_ids, release_log, reset_release_schemas, schema_contents
 
 # Only the window a fault must land in: the test sees the models before it built within seconds.
-SLOW_MODEL_SECONDS = 30
+CHAOS_SLOW_MODEL_SECONDS = 30
 # The parent reaches the slow model after its pod starts and staging builds.
 REACH_SLOW_MODEL_TIMEOUT_SECONDS = 420
+# A faulted parent run ends FAILURE soon after an eviction or a drain (its worker reports it), and
+# within a run-monitoring poll (ci/kind-values.yaml) after a kill.
+PARENT_FAILS_TIMEOUT_SECONDS = 180
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,6 @@ class Reference:
     run: Run
     green: dict[str, list[tuple]]
     job_assets: frozenset[str]
-
-
-def reset_release_schemas(conninfo: str) -> None:
-    with psycopg.connect(conninfo) as conn:
-        for schema in ("green", "blue", "blue_swap"):
-            conn.execute(f"drop schema if exists {schema} cascade")
 
 
 def reference_release(deployment: Deployment) -> Reference:
@@ -64,10 +59,10 @@ def reference_release(deployment: Deployment) -> Reference:
 
 
 def launch_and_reach_slow_model(deployment: Deployment) -> str:
-    """Launches a release whose slow model sleeps SLOW_MODEL_SECONDS; returns once the assets before
-    it are materialized (the window a fault must land in)."""
+    """Launches a release whose slow model sleeps CHAOS_SLOW_MODEL_SECONDS; returns once the assets
+    before it are materialized (the window a fault must land in)."""
     api = deployment.api
-    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)})
+    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)})
     deployment.runs_to_save.append(parent_id)
 
     def probe() -> tuple[bool, object]:

@@ -10,7 +10,7 @@ import time
 from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
-    SLOW_MODEL_SECONDS,
+    CHAOS_SLOW_MODEL_SECONDS,
     Reference,
     assert_group_exactly_once,
     assert_reader_saw_one_release_at_a_time,
@@ -72,7 +72,7 @@ def test_code_location_pod_deleted_at_launch_and_mid_run(
     in its image, so the release completes; the webserver reloads the location from the new pods."""
     api = chaos_deployment.api
     first = live_component_pods(chaos_deployment, "code-location")
-    root_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)})
+    root_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)})
     chaos_deployment.runs_to_save.append(root_id)
     fault_at = time.time()
     delete_pods(chaos_deployment, first)

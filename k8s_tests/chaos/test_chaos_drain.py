@@ -22,6 +22,7 @@ import pytest
 from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
+    PARENT_FAILS_TIMEOUT_SECONDS,
     Reference,
     assert_group_exactly_once,
     assert_reader_saw_one_release_at_a_time,
@@ -34,7 +35,6 @@ from k8s_tests.harness.faults import only_component_pod, running_run_pod
 from k8s_tests.harness.release import GreenReader, wait_run_finished
 
 DRAIN_TIMEOUT_SECONDS = 300
-PARENT_FAILS_TIMEOUT_SECONDS = 180
 
 
 def schedulable_nodes(core_v1: client.CoreV1Api) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
+    PARENT_FAILS_TIMEOUT_SECONDS,
     Reference,
     assert_group_exactly_once,
     assert_reader_saw_one_release_at_a_time,
@@ -26,7 +27,6 @@ from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.harness.release import GreenReader, run_release, wait_run_finished
 from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_contents
 
-PARENT_FAILS_TIMEOUT_SECONDS = 180
 # How long a run that must not be retried is watched for a retry (the daemon acts within seconds).
 NO_RETRY_WATCH_SECONDS = 30
 
