@@ -1,4 +1,7 @@
-"""Helpers the fast suite shares: loading raw data, running jobs, reading the warehouse."""
+"""Helpers the fast suite shares with the cluster suites and the benchmark (k8s_tests/ imports
+this module; nothing there re-implements it): loading raw data, running jobs, reading and
+resetting the warehouse's release schemas, and the example's marts. The one module for these:
+add a warehouse helper here rather than beside a test."""
 
 from __future__ import annotations
 
