@@ -4,7 +4,8 @@
 # of both images -> `helm upgrade --install --wait` of the chart on its embedded PostgreSQL ->
 # a port-forward to the webserver (background, pid file) -> raw_data_job launched once through the
 # GraphQL API and waited for -> the UI URL. Every step prints its duration; everything cached is
-# reused. The chaos suite (k8s_tests/chaos) runs this same script with UP_STEPS and a test namespace.
+# reused. The chaos suite and the benchmark run this same script with UP_STEPS and a namespace of
+# their own (run_up in k8s_tests/harness/deployment.py).
 #
 # Environment:
 #   CLUSTER_NAME        kind cluster (default dagster-dbt-k8s)

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.harness.cluster import wait_until
 
 POD_TIMEOUT_SECONDS = 180
 READY_TIMEOUT_SECONDS = 300

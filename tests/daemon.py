@@ -72,7 +72,7 @@ def launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None =
     return run.run_id
 
 
-def materialized_keys(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
+def materialized_keys_of_run(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
     return {
         record.dagster_event.asset_key
         for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)

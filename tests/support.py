@@ -1,4 +1,7 @@
-"""Helpers the fast suite shares: loading raw data, running jobs, reading the warehouse."""
+"""Helpers the fast suite shares with the cluster suites and the benchmark (k8s_tests/ imports
+this module; nothing there re-implements it): loading raw data, running jobs, reading and
+resetting the warehouse's release schemas, and the example's marts. The one module for these:
+add a warehouse helper here rather than beside a test."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from example_extras import raw_data
 
 GREEN = "green"
 BLUE = "blue"
+# Where dagster_blue_green's promotion parks the previous green tables while it swaps.
+BLUE_SWAP = "blue_swap"
 MARTS = ("dim_customers", "dim_products", "fct_orders", "mart_inventory_health")
 # Columns that legitimately differ between two builds of the same data.
 RUN_SPECIFIC_COLUMNS = ("release_id",)
@@ -78,9 +83,16 @@ def green_release_ids(conninfo: str) -> dict[str, set[str]]:
     return ids
 
 
+def reset_release_schemas(conninfo: str) -> None:
+    """Drops green, blue and the swap schema: the warehouse as before any release."""
+    with psycopg.connect(conninfo) as conn:
+        for schema in (GREEN, BLUE, BLUE_SWAP):
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
 def release_log(conninfo: str) -> list[tuple]:
     return query(conninfo, f"select release_id, tables from {GREEN}._release_log order by promoted_at")
 
 
-def materialized_keys(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
+def materialized_keys_of_result(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
     return {event.asset_key for event in result.get_asset_materialization_events()}

@@ -1,8 +1,9 @@
 """Every GraphQL document the project sends to the webserver is valid against the schema of the
 pinned dagster-graphql: a renamed field or a wrong type fails here, not minutes into a cluster run.
 
-The documents are read from where they are sent: `.query(...)` calls of the cluster harness and
-the benchmark, `graphql '...'` calls of hack/up.sh (`make up`), and the chart's `helm test` pod.
+The documents are read from where they are sent: `.query(...)` calls of the cluster harness
+(k8s_tests/harness/) and the benchmark, `graphql '...'` calls of hack/up.sh (`make up`), and the
+chart's `helm test` pod.
 `make materialize` goes through dagster-graphql's own client, whose documents ship with the schema.
 """
 
@@ -71,7 +72,7 @@ def test_documents_found_in_every_sender():
     """The extraction itself: a sender whose documents are no longer found is a silent gap."""
     senders = {sender for sender, _ in DOCUMENTS}
     assert {
-        "k8s_tests/chaos/dagster_api.py",
+        "k8s_tests/harness/dagster_api.py",
         "k8s_tests/bench/deployment.py",
         "hack/up.sh",
         "charts/dagster-dbt-k8s/templates/tests/webserver-test-pod.yaml",

@@ -12,7 +12,7 @@ from tests.support import (
     MARTS,
     green_release_ids,
     load_raw,
-    materialized_keys,
+    materialized_keys_of_result,
     query,
     release_log,
     run_job,
@@ -29,7 +29,7 @@ def test_release_builds_every_model_and_matches_generated_totals(defs, warehouse
 
     assert result.success
     job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
-    assert materialized_keys(result) == job_keys
+    assert materialized_keys_of_result(result) == job_keys
     assert all(check.passed for check in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) > 0
     counts = summary["row_counts"]

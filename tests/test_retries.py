@@ -6,33 +6,35 @@ nothing is built twice, and green ends as an uninterrupted release would have le
 from collections import Counter
 
 import dagster as dg
-import psycopg
 
 from dagster_code.config import load_project_config
 from tests.conftest import DBT_PROJECT_DIR
-from tests.daemon import evict_process, launch, materialized_keys, run_worker_pid
-from tests.support import GREEN, MARTS, green_release_ids, load_raw, release_log, run_job, schema_contents
+from tests.daemon import evict_process, launch, materialized_keys_of_run, run_worker_pid
+from tests.support import (
+    GREEN,
+    MARTS,
+    green_release_ids,
+    load_raw,
+    release_log,
+    reset_release_schemas,
+    run_job,
+    schema_contents,
+)
 from tests.waiting import wait_until
 
-SLOW_MODEL_SECONDS = 40
+RETRY_TEST_SLOW_MODEL_SECONDS = 40
 # The example's dagster.yml passes this run tag's value as the var its sleep_seconds pre-hooks read.
 SLOW_MODEL_SECONDS_TAG = load_project_config(DBT_PROJECT_DIR).vars_from_run_tags["slow_model_seconds"]
 # Kubernetes' default terminationGracePeriodSeconds is 30; the run worker needs far less.
-EVICTION_GRACE_SECONDS = 15
+WORKER_EVICTION_GRACE_SECONDS = 15
 # Built before the slow model's pre-hook starts sleeping.
 DONE_BEFORE_KILL = {dg.AssetKey(["release", "blue_prepared"]), dg.AssetKey(["stg_shop__orders"])}
-SLOW_MODEL = dg.AssetKey(["int_orders_enriched"])
-
-
-def _reset_release_schemas(conninfo: str) -> None:
-    with psycopg.connect(conninfo) as conn:
-        for schema in ("green", "blue", "blue_swap"):
-            conn.execute(f"drop schema if exists {schema} cascade")
+SLOW_MODEL_KEY = dg.AssetKey(["int_orders_enriched"])
 
 
 def _finished(instance: dg.DagsterInstance, run_id: str) -> tuple[bool, object]:
     run = instance.get_run_by_id(run_id)
-    return run.is_finished, run if run.is_finished else (run.status, materialized_keys(instance, run_id))
+    return run.is_finished, run if run.is_finished else (run.status, materialized_keys_of_run(instance, run_id))
 
 
 def _children(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterRun]:
@@ -53,21 +55,21 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     reference = run_job(defs, "release_job", instance)
     assert reference.success
     uninterrupted_green = schema_contents(warehouse, GREEN)
-    _reset_release_schemas(warehouse)
+    reset_release_schemas(warehouse)
     job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
 
-    parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(SLOW_MODEL_SECONDS)})
+    parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(RETRY_TEST_SLOW_MODEL_SECONDS)})
 
     def reached_slow_model() -> tuple[bool, object]:
-        keys = materialized_keys(instance, parent_id)
+        keys = materialized_keys_of_run(instance, parent_id)
         return keys >= DONE_BEFORE_KILL, keys if keys >= DONE_BEFORE_KILL else (
             instance.get_run_by_id(parent_id).status,
             keys,
         )
 
     done_before_kill = wait_until("the parent run to build staging and reach the slow model", reached_slow_model, 600)
-    assert SLOW_MODEL not in done_before_kill
-    evict_process(run_worker_pid(instance, parent_id), EVICTION_GRACE_SECONDS)
+    assert SLOW_MODEL_KEY not in done_before_kill
+    evict_process(run_worker_pid(instance, parent_id), WORKER_EVICTION_GRACE_SECONDS)
 
     parent = wait_until("the parent run to fail", lambda: _finished(instance, parent_id), 300)
     assert parent.status == dg.DagsterRunStatus.FAILURE
@@ -82,7 +84,7 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     assert retry.status == dg.DagsterRunStatus.SUCCESS, "\n".join(_failures(instance, retry.run_id))
     assert retry.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"
     assert retry.tags["dagster/root_run_id"] == parent_id
-    materialized_by_parent = materialized_keys(instance, parent_id)
+    materialized_by_parent = materialized_keys_of_run(instance, parent_id)
     assert set(retry.asset_selection) == job_keys - materialized_by_parent
     assert _children(instance, retry.run_id) == []
     counts = Counter()

@@ -1,4 +1,6 @@
-"""The one bounded wait of the test suites: fast (a real daemon) and kind (a real cluster)."""
+"""The one bounded wait of the test suites and the benchmark: fast (a real daemon) and kind (a real
+cluster, through k8s_tests/harness/cluster.py's `wait_until`, which only adds the Kubernetes API's
+errors to what counts as "not yet")."""
 
 from __future__ import annotations
 

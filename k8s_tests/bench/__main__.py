@@ -12,11 +12,11 @@ from pathlib import Path
 from k8s_tests.bench import cases
 from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
 from k8s_tests.bench.report import Results, machine_summary
-from k8s_tests.chaos.fixtures import Deployment
-from k8s_tests.cluster_fixtures import ARTIFACTS_DIR
+from k8s_tests.harness.cluster import ARTIFACTS_DIR
+from k8s_tests.harness.deployment import Deployment
 
 DEFAULT_REPETITIONS = 3
-OUTPUT_DIR = ARTIFACTS_DIR / "bench"
+RESULTS_DIR = ARTIFACTS_DIR / "bench"
 # The images come from `make image`; the raw data is (re)loaded so every release reads the same rows.
 DEFAULT_UP_STEPS = "load install port-forward raw-data"
 # Case numbers of issue 6 (4's launch overhead is read off the releases of cases 1 and 2).
@@ -42,8 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--output-dir",
         type=Path,
-        default=OUTPUT_DIR,
-        help=f"where results.json and results.md go (default {OUTPUT_DIR})",
+        default=RESULTS_DIR,
+        help=f"where results.json and results.md go (default {RESULTS_DIR})",
     )
     parser.add_argument(
         "--cases", nargs="+", choices=ALL_CASES, default=list(ALL_CASES), help="the cases to run (default: all)"

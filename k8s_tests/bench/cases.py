@@ -1,9 +1,10 @@
 """The benchmark's cases (issue 6). Each repetition of a case adds one sample per metric.
 
-Faults are the chaos suite's own (`evict`, `kill_without_grace`), landing at the same point of a
-release: `int_orders_enriched` sleeps (the slow-model tag) after the staging models and
-`release/blue_prepared` are materialized. Times come from Dagster's event log and run records,
-and from Kubernetes for the run pod's container start; the kind node shares the host's clock.
+Faults are the chaos suite's own (`evict`, `kill_without_grace` of k8s_tests/harness/faults.py),
+landing at the same point of a release: `int_orders_enriched` sleeps (the slow-model tag) after
+the staging models and `release/blue_prepared` are materialized. Times come from Dagster's event
+log and run records, and from Kubernetes for the run pod's container start; the kind node shares
+the host's clock.
 """
 
 from __future__ import annotations
@@ -24,20 +25,20 @@ from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench import synthetic_project
 from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image
 from k8s_tests.bench.report import Results
-from k8s_tests.chaos.dagster_api import DagsterApi, Run
-from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.chaos.fixtures import FULLNAME, Deployment, wait_location_loaded
-from k8s_tests.chaos.release_checks import (
+from k8s_tests.harness.cluster import read_versions, wait_until
+from k8s_tests.harness.dagster_api import DagsterApi, Run
+from k8s_tests.harness.deployment import Deployment, component_name, wait_location_loaded
+from k8s_tests.harness.example import (
     DONE_BEFORE_FAULT,
+    MODELS_STEP,
     RELEASE_JOB,
-    RELEASE_TIMEOUT_SECONDS,
+    SALES_JOB,
+    SALES_STEP,
     SLOW_MODEL,
     SLOW_MODEL_TAG,
-    failure_messages,
-    wait_retry,
-    wait_run_finished,
 )
-from k8s_tests.cluster_fixtures import read_versions, wait_until
+from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
+from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_retry, wait_run_finished
 
 # Case 3: synthetic dbt projects of these many models, raw data of these sizes (the default first).
 GROWTH_MODELS = (20, 100, 400)
@@ -48,18 +49,19 @@ GROWTH_DATA_SIZES = (RawDataConfig().size, 50)
 GROWTH_SLOW_MODEL_SECONDS = 1200
 GROWTH_REACH_TIMEOUT_SECONDS = 1500
 # Long enough for the fault to land while the slow model sleeps, short enough to keep runs short.
-SLOW_MODEL_SECONDS = 30
+BENCH_SLOW_MODEL_SECONDS = 30
 RETRY_STRATEGY_TAG = "dagster/retry_strategy"
-DBT_STEP = "dbt_models"
+DBT_STEP = MODELS_STEP
 # Dagster's own run-monitoring poll interval when the instance sets none.
 DAGSTER_DEFAULT_POLL_SECONDS = 120
-SNAPSHOT_JOB = "sales_snapshots_job"
-SNAPSHOT_STEP = "dbt_snapshots_sales"
+# Case 5 runs the sales snapshots, whose pool has a limit of 1.
+SNAPSHOT_JOB = SALES_JOB
+SNAPSHOT_STEP = SALES_STEP
 SNAPSHOT_RUNS = 4
 # Generous: the chaos suite runs on another cluster of the same two cores.
-REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
+BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
 # A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
-PARENT_FAILS_TIMEOUT_SECONDS = 600
+BENCH_PARENT_FAILS_TIMEOUT_SECONDS = 600
 PROGRESS_SECONDS = 30
 SNAPSHOT_RUNS_TIMEOUT_SECONDS = 900
 CODE_LOCATION_RESTART_TIMEOUT_SECONDS = 600
@@ -119,7 +121,7 @@ def release(deployment: Deployment, results: Results) -> Run:
     api = deployment.api
     start = time.monotonic()
     run = wait_success(
-        api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)}), "an uninterrupted release"
+        api, api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(BENCH_SLOW_MODEL_SECONDS)}), "an uninterrupted release"
     )
     print(f"uninterrupted release {run.run_id}: {time.monotonic() - start:.0f}s", flush=True)
     record_launch_overhead(deployment, run, results)
@@ -131,8 +133,8 @@ def faulted_release(
     fault: Fault,
     strategy: str,
     done_before_fault: frozenset[str] = frozenset(DONE_BEFORE_FAULT),
-    slow_model_seconds: int = SLOW_MODEL_SECONDS,
-    reach_timeout: float = REACH_SLOW_MODEL_TIMEOUT_SECONDS,
+    slow_model_seconds: int = BENCH_SLOW_MODEL_SECONDS,
+    reach_timeout: float = BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS,
 ) -> FaultedRelease:
     """A release whose run pod gets `fault` while the slow model sleeps, once `done_before_fault`
     are materialized, retried with `strategy` (a launch-time tag, which overrides the job's tag:
@@ -157,12 +159,12 @@ def faulted_release(
 
     wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, reach_timeout)
     if SLOW_MODEL in api.materializations(parent_id):
-        raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise SLOW_MODEL_SECONDS")
+        raise RuntimeError(f"{SLOW_MODEL} was built before the fault: raise BENCH_SLOW_MODEL_SECONDS")
     pod = running_run_pod(deployment, parent_id)
     fault_at = time.time()
     fault(deployment, pod)
 
-    parent = wait_run_finished(api, parent_id, PARENT_FAILS_TIMEOUT_SECONDS, "the faulted release")
+    parent = wait_run_finished(api, parent_id, BENCH_PARENT_FAILS_TIMEOUT_SECONDS, "the faulted release")
     if parent.status != "FAILURE":
         raise RuntimeError(f"the faulted release {parent_id} ended {parent.status}, not FAILURE")
 
@@ -252,7 +254,7 @@ def code_location_cold_start(deployment: Deployment, results: Results) -> None:
     pod's container started -> its code server serving (its own log line); and restart -> every
     replica replaced (the chart rolls them one at a time, new before old)."""
     case = "4 code location cold start"
-    name = f"{FULLNAME}-code-location"
+    name = component_name("code-location")
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
     replicas = apps_v1.read_namespaced_deployment(name, deployment.namespace).spec.replicas
     old_pods = {p.metadata.name for p in deployment.component_pods("code-location")}

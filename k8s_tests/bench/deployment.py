@@ -1,4 +1,4 @@
-"""The benchmark's cluster and Helm release: the same scripts and fixtures as the chaos suite
+"""The benchmark's cluster and Helm release: the same scripts and harness as the chaos suite
 (k8s_tests/cluster/up.sh, hack/up.sh through `run_up`), in a cluster and namespace of its own."""
 
 from __future__ import annotations
@@ -9,32 +9,32 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
 from kubernetes import client, config
 
-from k8s_tests.chaos.fixtures import (
-    FULLNAME,
+from dagster_code.local.cache import cache_dir
+from k8s_tests.harness.cluster import (
+    REPO_ROOT,
+    KindCluster,
+    connect_cluster,
+    create_cluster,
+    existing_clusters,
+    tool,
+    wait_until,
+)
+from k8s_tests.harness.deployment import (
+    CHART_DIR,
     RELEASE_NAME,
     Deployment,
+    chart_values,
+    component_name,
     connect,
     run_up,
     wait_location_loaded,
-)
-from k8s_tests.cluster_fixtures import (
-    CLUSTER_UP,
-    CLUSTER_UP_TIMEOUT_SECONDS,
-    REPO_ROOT,
-    KindCluster,
-    cache_dir,
-    tool,
-    wait_until,
 )
 
 # Its own cluster, so a benchmark never touches a developer's cluster or CI's.
 BENCH_CLUSTER_NAME = "dagster-dbt-k8s-bench"
 BENCH_NAMESPACE = "dagster-bench"
-CHART_VALUES = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "values.yaml"
-DAEMON_DEPLOYMENT = f"{FULLNAME}-daemon"
 POLL_INTERVAL_VALUE = "dagsterDaemon.runMonitoring.pollIntervalSeconds"
 IMAGE_REPOSITORY_VALUE = "codeLocation.image.repository"
 IMAGE_TAG_VALUE = "codeLocation.image.tag"
@@ -60,24 +60,15 @@ def bench_cluster(existing_name: str | None) -> KindCluster:
     reused by k8s_tests/cluster/up.sh (the script behind `make cluster`)."""
     kubeconfig = cache_dir() / f"kubeconfig-{existing_name or BENCH_CLUSTER_NAME}"
     if existing_name:
-        clusters = subprocess.run(
-            [tool("kind"), "get", "clusters"], check=True, text=True, capture_output=True, timeout=60
-        )
-        if existing_name not in clusters.stdout.split():
+        if existing_name not in existing_clusters():
             raise SystemExit(
                 f"--kind-cluster {existing_name}: no such kind cluster (kind get clusters); run `make cluster`"
             )
         name = existing_name
     else:
         name = BENCH_CLUSTER_NAME
-        env = {**os.environ, "CLUSTER_NAME": name, "KUBECONFIG_PATH": str(kubeconfig)}
-        subprocess.run([str(CLUSTER_UP), "single"], check=True, env=env, timeout=CLUSTER_UP_TIMEOUT_SECONDS)
-    kubeconfig.write_text(
-        subprocess.run(
-            [tool("kind"), "get", "kubeconfig", "--name", name], check=True, text=True, capture_output=True, timeout=60
-        ).stdout
-    )
-    return KindCluster(name=name, kubeconfig=kubeconfig)
+        create_cluster(name, kubeconfig, "single")
+    return connect_cluster(name, kubeconfig)
 
 
 def install(cluster: KindCluster, up_steps: str) -> Deployment:
@@ -89,8 +80,7 @@ def install(cluster: KindCluster, up_steps: str) -> Deployment:
 
 def chart_default_poll_interval() -> int:
     """The chart's shipped run-monitoring poll interval, read from values.yaml (its one place)."""
-    values = yaml.safe_load(CHART_VALUES.read_text())
-    return int(values["dagsterDaemon"]["runMonitoring"]["pollIntervalSeconds"])
+    return int(chart_values()["dagsterDaemon"]["runMonitoring"]["pollIntervalSeconds"])
 
 
 def build_project_image(image: str, dbt_project: Path) -> float:
@@ -141,7 +131,7 @@ def restart_component(deployment: Deployment, component: str) -> None:
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
     stamp = datetime.now(UTC).isoformat()
     apps_v1.patch_namespaced_deployment(
-        f"{FULLNAME}-{component}",
+        component_name(component),
         deployment.namespace,
         {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}},
     )
@@ -163,7 +153,7 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
             str(deployment.cluster.kubeconfig),
             "upgrade",
             RELEASE_NAME,
-            str(CHART_VALUES.parent),
+            str(CHART_DIR),
             "-n",
             deployment.namespace,
             "--reuse-values",
@@ -191,7 +181,7 @@ def template_generations(deployment: Deployment) -> dict[str, int]:
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
     return {
         component: apps_v1.read_namespaced_deployment(
-            f"{FULLNAME}-{component}", deployment.namespace
+            component_name(component), deployment.namespace
         ).metadata.generation
         for component in RESTARTED_COMPONENTS
     }
@@ -209,7 +199,7 @@ def wait_restarted(
     Returns the seconds from `start` to the code location loaded in the webserver again."""
     apps_v1 = client.AppsV1Api(deployment.core_v1.api_client)
     replicas = {
-        component: apps_v1.read_namespaced_deployment(f"{FULLNAME}-{component}", deployment.namespace).spec.replicas
+        component: apps_v1.read_namespaced_deployment(component_name(component), deployment.namespace).spec.replicas
         for component in components
     }
 

@@ -18,12 +18,12 @@ import math
 import shutil
 from pathlib import Path
 
-from k8s_tests.chaos.release_checks import SLOW_MODEL
-from k8s_tests.cluster_fixtures import REPO_ROOT
+from k8s_tests.harness.cluster import REPO_ROOT
+from k8s_tests.harness.example import EXAMPLE_PROJECT_DIR, SLOW_MODEL, STAGING_ORDERS
 
-SOURCE_PROJECT = REPO_ROOT / "dbt_project"
+SOURCE_PROJECT = EXAMPLE_PROJECT_DIR
 # In the build context (not in .dockerignore, unlike build/ and artifacts/) and gitignored.
-OUTPUT_DIR = REPO_ROOT / ".bench"
+SYNTHETIC_PROJECTS_DIR = REPO_ROOT / ".bench"
 MODELS_SUBDIR = Path("models") / "intermediate" / "synthetic"
 # dbt's output; `dbt parse` in the image writes its own.
 NOT_COPIED = ("target", "logs")
@@ -31,7 +31,7 @@ NOT_COPIED = ("target", "logs")
 # times as long as the parent took to get there, and one that followed the work left a third.
 EARLY_SHARE = 0.75
 LAYERS = 10
-EARLY_SOURCE = "stg_shop__orders"
+EARLY_SOURCE = STAGING_ORDERS
 # What the first layer of each share selects from its source.
 SOURCE_COLUMNS = {
     EARLY_SOURCE: (
@@ -77,7 +77,7 @@ def model_names(total: int) -> tuple[list[str], list[str]]:
 
 
 def project_dir(total: int) -> Path:
-    return OUTPUT_DIR / f"synthetic_{total}"
+    return SYNTHETIC_PROJECTS_DIR / f"synthetic_{total}"
 
 
 def layered_models(names: list[str], source: str, total: int) -> dict[str, str]:

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from k8s_tests.chaos.fixtures import Deployment
-from k8s_tests.chaos.release_checks import GreenReader, Reference, reference_release
+from k8s_tests.chaos.release_checks import Reference, reference_release
+from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.release import GreenReader
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Session fixtures of the chaos suite, layered on the cluster fixtures (k8s_tests/cluster_fixtures.py):
+"""Session fixtures of the chaos suite, layered on the cluster fixtures (k8s_tests/cluster_fixtures.py)
+and the harness (k8s_tests/harness/deployment.py):
 
 cluster -> images built and loaded -> namespace -> `helm upgrade --install --wait` with
 ci/kind-values.yaml -> webserver and code location healthy -> raw data loaded. The deployment
@@ -10,219 +11,28 @@ Registered in k8s_tests/conftest.py with `pytest_plugins`.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import pytest
 from kubernetes import client
 
-from k8s_tests.chaos.dagster_api import DagsterApi
-from k8s_tests.cluster_fixtures import (
-    KindCluster,
-    artifacts_dir_for,
-    cache_dir,
-    dump_artifacts,
-    tool,
-    wait_until,
+from k8s_tests.harness.cluster import KindCluster, artifacts_dir_for, dump_artifacts, tool
+from k8s_tests.harness.deployment import (
+    RELEASE_NAME,
+    Deployment,
+    connect,
+    run_up,
+    save_deployment_artifacts,
+    wait_namespace_gone,
 )
-from tests.waiting import WaitTimeout
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-UP_SCRIPT = REPO_ROOT / "hack" / "up.sh"
-KIND_VALUES = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "ci" / "kind-values.yaml"
 CHAOS_NAMESPACE = os.environ.get("CHAOS_NAMESPACE", "dagster-chaos")
-RELEASE_NAME = "dagster"
-FULLNAME = f"{RELEASE_NAME}-dagster-dbt-k8s"
-WEBSERVER_SERVICE = f"{FULLNAME}-webserver"
-POSTGRESQL_SERVICE = f"{FULLNAME}-postgresql"
-POSTGRESQL_USER = "dagster"
-PASSWORD_KEY = "postgresql-password"
-WAREHOUSE_DATABASE = "warehouse"
-CODE_LOCATION = "dagster-dbt"
-# Images (cached docker build), kind load, helm --wait, raw_data_job: generous on 2 shared cores.
-UP_TIMEOUT_SECONDS = int(os.environ.get("CHAOS_UP_TIMEOUT_SECONDS", "1800"))
 # The images come from `make image` (CI builds them first); building here would race with whatever
 # else writes into the build context.
 UP_STEPS = os.environ.get("CHAOS_UP_STEPS", "load install port-forward raw-data")
-# More values files after ci/kind-values.yaml, space separated (e.g. another image tag to try).
-EXTRA_VALUES_FILES = os.environ.get("CHAOS_EXTRA_VALUES", "").split()
-PORT_FORWARD_READY_SECONDS = 60
-HEALTHY_TIMEOUT_SECONDS = 300
-# Deleting the namespace (PostgreSQL volume, run Jobs) takes about a minute on 2 cores.
-NAMESPACE_GONE_TIMEOUT_SECONDS = 300
-
-
-def wait_namespace_gone(core_v1: client.CoreV1Api, namespace: str) -> None:
-    """Waits while `namespace` is terminating (a previous session's teardown), until it is gone."""
-
-    def probe() -> tuple[bool, str]:
-        try:
-            found = core_v1.read_namespace(namespace)
-        except client.ApiException as error:
-            if error.status == 404:
-                return True, "gone"
-            raise
-        return found.status.phase != "Terminating", f"namespace {namespace}: {found.status.phase}"
-
-    wait_until(f"namespace {namespace} to finish terminating", probe, NAMESPACE_GONE_TIMEOUT_SECONDS)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class PortForward:
-    """`kubectl port-forward` to a Service, restarted when the process has died (its pod went away)."""
-
-    kubeconfig: Path
-    namespace: str
-    target: str
-    remote_port: int
-    local_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    def ensure(self) -> None:
-        """Starts kubectl port-forward unless it runs; ConnectionError when it cannot listen."""
-        if self.process is not None and self.process.poll() is None:
-            return
-        self.process = subprocess.Popen(
-            [
-                tool("kubectl"),
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "-n",
-                self.namespace,
-                "port-forward",
-                self.target,
-                f"{self.local_port}:{self.remote_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-
-        def listening() -> tuple[bool, str]:
-            if self.process.poll() is not None:
-                return False, f"kubectl port-forward exited: {self.process.stderr.read().decode()[-500:]}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.local_port), timeout=2):
-                    return True, "listening"
-            except OSError as error:
-                return False, repr(error)
-
-        try:
-            wait_until(f"port-forward to {self.namespace}/{self.target}", listening, PORT_FORWARD_READY_SECONDS, 0.5)
-        except WaitTimeout as error:  # e.g. no pod behind the Service while a scenario replaces it
-            self.stop()
-            raise ConnectionError(str(error)) from error
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-
-
-@dataclass
-class Deployment:
-    """The chart installed in the chaos namespace, and how the tests reach it."""
-
-    cluster: KindCluster
-    namespace: str
-    core_v1: client.CoreV1Api
-    batch_v1: client.BatchV1Api
-    webserver: PortForward
-    postgresql: PortForward
-    password: str
-    # Run ids a test touched, whose event logs are saved when it fails.
-    runs_to_save: list[str] = field(default_factory=list)
-
-    def webserver_url(self) -> str:
-        self.webserver.ensure()
-        return f"http://127.0.0.1:{self.webserver.local_port}"
-
-    @property
-    def api(self) -> DagsterApi:
-        return DagsterApi(self.webserver_url, CODE_LOCATION)
-
-    @property
-    def warehouse(self) -> str:
-        """psycopg conninfo of the warehouse database, through the port-forward."""
-        self.postgresql.ensure()
-        return (
-            f"host=127.0.0.1 port={self.postgresql.local_port} dbname={WAREHOUSE_DATABASE} "
-            f"user={POSTGRESQL_USER} password={self.password} connect_timeout=10"
-        )
-
-    def run_pods(self, run_id: str) -> list[client.V1Pod]:
-        """Pods of the Kubernetes Job the launcher made for a run (Job dagster-run-<run id>)."""
-        return self.core_v1.list_namespaced_pod(self.namespace, label_selector=f"job-name=dagster-run-{run_id}").items
-
-    def component_pods(self, component: str) -> list[client.V1Pod]:
-        return self.core_v1.list_namespaced_pod(
-            self.namespace,
-            label_selector=f"app.kubernetes.io/instance={RELEASE_NAME},app.kubernetes.io/component={component}",
-        ).items
-
-
-def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[Path, ...] = ()) -> None:
-    """hack/up.sh (make up) with the test namespace and values (then `more_values`, for a test that
-    upgrades the release); its own port-forward is stopped after."""
-    env = {
-        **os.environ,
-        "CLUSTER_NAME": cluster.name,
-        "KUBECONFIG_PATH": str(cluster.kubeconfig),
-        "NAMESPACE": namespace,
-        "RELEASE_NAME": RELEASE_NAME,
-        "VALUES_FILES": " ".join([str(KIND_VALUES), *EXTRA_VALUES_FILES, *map(str, more_values)]),
-        "LOCAL_PORT": str(free_port()),
-        "UP_STEPS": steps,
-    }
-    start = time.monotonic()
-    try:
-        subprocess.run([str(UP_SCRIPT)], check=True, env=env, timeout=UP_TIMEOUT_SECONDS)
-    finally:
-        pid_file = cache_dir() / f"port-forward-{cluster.name}-{namespace}.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            pid_file.unlink(missing_ok=True)
-    print(f"hack/up.sh ({steps}) took {time.monotonic() - start:.0f}s")
-
-
-def wait_location_loaded(deployment: Deployment, timeout: float = HEALTHY_TIMEOUT_SECONDS) -> None:
-    def loaded() -> tuple[bool, str]:
-        status = deployment.api.location_status()
-        return status == "RepositoryLocation", f"code location {CODE_LOCATION}: {status}"
-
-    wait_until("the webserver to answer and the code location to load", loaded, timeout)
-
-
-def connect(cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api) -> Deployment:
-    """Handles on the chart installed in `namespace` (by run_up), once its code location has loaded."""
-    secret = core_v1.read_namespaced_secret(f"{FULLNAME}-postgresql", namespace)
-    deployment = Deployment(
-        cluster=cluster,
-        namespace=namespace,
-        core_v1=core_v1,
-        batch_v1=batch_v1,
-        webserver=PortForward(cluster.kubeconfig, namespace, f"svc/{WEBSERVER_SERVICE}", 80),
-        postgresql=PortForward(cluster.kubeconfig, namespace, f"svc/{POSTGRESQL_SERVICE}", 5432),
-        password=base64.b64decode(secret.data[PASSWORD_KEY]).decode(),
-    )
-    wait_location_loaded(deployment)
-    return deployment
 
 
 @pytest.fixture(scope="session")
@@ -265,43 +75,6 @@ def chaos_deployment(
 # --- Failure artifacts -------------------------------------------------------------------------
 
 
-def _kubectl_text(cluster: KindCluster, *args: str) -> str:
-    result = subprocess.run(
-        [tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
-        text=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return result.stdout + result.stderr
-
-
-def save_chaos_artifacts(directory: Path, deployment: Deployment) -> None:
-    """Pods, events, every container's logs (and --previous logs) of the chaos namespace, and the
-    event logs of the runs the test touched, next to what cluster_fixtures.dump_artifacts saved."""
-    target = directory / "chaos"
-    target.mkdir(parents=True, exist_ok=True)
-    ns = deployment.namespace
-    cluster = deployment.cluster
-    (target / "pods.txt").write_text(_kubectl_text(cluster, "-n", ns, "get", "pods,jobs", "-o", "wide"))
-    (target / "events.txt").write_text(_kubectl_text(cluster, "-n", ns, "get", "events", "--sort-by=.lastTimestamp"))
-    for pod in deployment.core_v1.list_namespaced_pod(ns).items:
-        for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
-            for previous in (False, True):
-                args = ["-n", ns, "logs", pod.metadata.name, "-c", container.name]
-                suffix = "-previous" if previous else ""
-                text = _kubectl_text(cluster, *args, *(["--previous"] if previous else []))
-                if previous and "previous terminated container" in text and "not found" in text:
-                    continue
-                (target / f"log-{pod.metadata.name}-{container.name}{suffix}.txt").write_text(text)
-    api = deployment.api
-    for run_id in dict.fromkeys(deployment.runs_to_save):
-        try:
-            for run in api.run_group(run_id):
-                api.save_event_log(run.run_id, target / f"run-{run.run_id}-events.jsonl")
-        except Exception as error:  # the dump must never hide the test's own failure
-            (target / f"run-{run_id}-events.error.txt").write_text(repr(error))
-
-
 @pytest.fixture(autouse=True)
 def chaos_artifacts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     """Autouse from a plugin, so it is set up before (and torn down after) the cluster suite's own
@@ -318,5 +91,5 @@ def chaos_artifacts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]
     if not (directory / "pods.txt").exists():
         # The cluster suite's fixture did not run (or ran first): take the cluster-wide dump too.
         dump_artifacts(directory, deployment.cluster, deployment.core_v1, ["kube-system", deployment.namespace])
-    save_chaos_artifacts(directory, deployment)
+    save_deployment_artifacts(directory, deployment)
     print(f"artifacts saved under {directory}")

@@ -9,26 +9,23 @@ import time
 
 from kubernetes import client
 
-from k8s_tests.chaos.faults import (
+from k8s_tests.chaos.release_checks import (
+    CHAOS_SLOW_MODEL_SECONDS,
+    Reference,
+    assert_group_exactly_once,
+    assert_reader_saw_one_release_at_a_time,
+    launch_and_reach_slow_model,
+)
+from k8s_tests.harness.cluster import wait_until
+from k8s_tests.harness.deployment import Deployment, wait_location_loaded
+from k8s_tests.harness.example import RELEASE_JOB, SLOW_MODEL_TAG
+from k8s_tests.harness.faults import (
     live_component_pods,
     only_component_pod,
     wait_replacement_ready,
     wait_replacements_ready,
 )
-from k8s_tests.chaos.fixtures import Deployment, wait_location_loaded
-from k8s_tests.chaos.release_checks import (
-    RELEASE_JOB,
-    SLOW_MODEL_SECONDS,
-    SLOW_MODEL_TAG,
-    GreenReader,
-    Reference,
-    assert_group_exactly_once,
-    assert_reader_saw_one_release_at_a_time,
-    failure_messages,
-    launch_and_reach_slow_model,
-    wait_group_finished,
-)
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.harness.release import GreenReader, failure_messages, wait_group_finished
 
 LOCATION_RELOADED_TIMEOUT_SECONDS = 300
 
@@ -75,7 +72,7 @@ def test_code_location_pod_deleted_at_launch_and_mid_run(
     in its image, so the release completes; the webserver reloads the location from the new pods."""
     api = chaos_deployment.api
     first = live_component_pods(chaos_deployment, "code-location")
-    root_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)})
+    root_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)})
     chaos_deployment.runs_to_save.append(root_id)
     fault_at = time.time()
     delete_pods(chaos_deployment, first)

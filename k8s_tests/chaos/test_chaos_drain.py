@@ -21,21 +21,20 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from k8s_tests.chaos.faults import only_component_pod, running_run_pod
-from k8s_tests.chaos.fixtures import Deployment
 from k8s_tests.chaos.release_checks import (
-    GreenReader,
+    PARENT_FAILS_TIMEOUT_SECONDS,
     Reference,
     assert_group_exactly_once,
     assert_reader_saw_one_release_at_a_time,
     launch_and_reach_slow_model,
     wait_one_retry_finished,
-    wait_run_finished,
 )
-from k8s_tests.cluster_fixtures import tool
+from k8s_tests.harness.cluster import tool
+from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.faults import only_component_pod, running_run_pod
+from k8s_tests.harness.release import GreenReader, wait_run_finished
 
 DRAIN_TIMEOUT_SECONDS = 300
-PARENT_FAILS_TIMEOUT_SECONDS = 180
 
 
 def schedulable_nodes(core_v1: client.CoreV1Api) -> list[str]:

@@ -16,35 +16,33 @@ import pytest
 import yaml
 from kubernetes import client
 
-from k8s_tests.chaos.dagster_api import DagsterApi, Run
-from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.chaos.fixtures import Deployment, run_up
-from k8s_tests.chaos.release_checks import (
+from k8s_tests.chaos.release_checks import wait_one_retry_finished
+from k8s_tests.harness.cluster import wait_until
+from k8s_tests.harness.dagster_api import DagsterApi, Run
+from k8s_tests.harness.deployment import Deployment, run_up
+from k8s_tests.harness.example import (
+    INVENTORY_JOB,
+    INVENTORY_STEP,
+    ORDERS_SNAPSHOT,
+    SALES_JOB,
+    SALES_POOL,
+    SALES_SNAPSHOTS,
+    SALES_STEP,
     SLOW_MODEL_TAG,
-    failure_messages,
-    materialization_counts,
-    wait_one_retry_finished,
+    SLOW_SNAPSHOT,
+    SNAPSHOT_KEYS,
+    SNAPSHOT_SCHEMA,
 )
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
+from k8s_tests.harness.release import failure_messages, materialization_counts
 from tests.support import query
 
-SALES_JOB = "sales_snapshots_job"
-INVENTORY_JOB = "inventory_snapshots_job"
-SALES_POOL = "sales-snapshots"
-SALES_STEP = "dbt_snapshots_sales"
-INVENTORY_STEP = "dbt_snapshots_inventory"
-SALES_SNAPSHOTS = {"snap_customers", "snap_orders"}
-# snap_orders sleeps; snap_customers (no pre-hook) is done by then.
-SLOW_SNAPSHOT = "snap_orders"
 # Long enough to evict inside, short enough for pairs of runs that must not overlap.
 HOLD_SLOT_SECONDS = 30
 OVERLAP_SECONDS = 25
 RUNS_TIMEOUT_SECONDS = 600
 SLOT_CLAIMED_TIMEOUT_SECONDS = 300
 SLOTS_FREED_TIMEOUT_SECONDS = 120
-# Unique key of each snapshot, to count its current versions.
-SNAPSHOT_KEYS = {"snap_customers": "customer_id", "snap_orders": "order_id"}
-SNAPSHOT_SCHEMA = "snapshots"
 
 
 def wait_runs_finished(api: DagsterApi, run_ids: list[str]) -> list[Run]:
@@ -80,7 +78,9 @@ def one_current_version_per_key(conninfo: str) -> None:
         )
         assert duplicated == [], f"{snapshot}: keys with more than one current version: {duplicated[:5]}"
     (orders,) = query(conninfo, "select count(*) from raw.orders")[0]
-    (current,) = query(conninfo, f"select count(*) from {SNAPSHOT_SCHEMA}.snap_orders where dbt_valid_to is null")[0]
+    (current,) = query(
+        conninfo, f"select count(*) from {SNAPSHOT_SCHEMA}.{ORDERS_SNAPSHOT} where dbt_valid_to is null"
+    )[0]
     assert current == orders
 
 

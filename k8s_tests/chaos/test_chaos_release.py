@@ -13,22 +13,20 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from k8s_tests.chaos.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.chaos.fixtures import Deployment
 from k8s_tests.chaos.release_checks import (
-    GREEN_PROMOTED,
-    GreenReader,
+    PARENT_FAILS_TIMEOUT_SECONDS,
     Reference,
     assert_group_exactly_once,
     assert_reader_saw_one_release_at_a_time,
     launch_and_reach_slow_model,
-    run_release,
     wait_one_retry_finished,
-    wait_run_finished,
 )
+from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.example import GREEN_PROMOTED
+from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
+from k8s_tests.harness.release import GreenReader, run_release, wait_run_finished
 from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_contents
 
-PARENT_FAILS_TIMEOUT_SECONDS = 180
 # How long a run that must not be retried is watched for a retry (the daemon acts within seconds).
 NO_RETRY_WATCH_SECONDS = 30
 

@@ -2,7 +2,7 @@
 # Brings up the project's kind cluster and writes its kubeconfig.
 #   up.sh [single|multi]    single: one control-plane node (default); multi: plus two workers.
 # The node image is kindest/node for the pinned Kubernetes version where it can be pulled, and is
-# built on this machine (build-binaries.sh, build-images.sh) where it cannot.
+# built on this machine (build-binaries.sh, build-node-image.sh) where it cannot.
 #
 # Environment:
 #   CLUSTER_NAME             cluster name (default dagster-dbt-k8s)
@@ -59,7 +59,7 @@ node_image() {
       ;;
     local)
       "${CLUSTER_DIR}/build-binaries.sh" >&2
-      "${CLUSTER_DIR}/build-images.sh" >&2
+      "${CLUSTER_DIR}/build-node-image.sh" >&2
       cat "${IMAGE_BUILD_DIR}/node-image"
       ;;
     *) die "NODE_IMAGE_SOURCE must be auto, upstream or local, not '${source}'" ;;

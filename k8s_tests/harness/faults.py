@@ -1,5 +1,5 @@
-"""The faults the chaos scenarios inject, through the Kubernetes API (and crictl on a kind node,
-for a kill that skips SIGTERM), and the waits that find their targets."""
+"""The faults the chaos scenarios and the benchmark inject, through the Kubernetes API (and crictl
+on a kind node, for a kill that skips SIGTERM), and the waits that find their targets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 
 from kubernetes import client
 
-from k8s_tests.chaos.fixtures import Deployment
-from k8s_tests.cluster_fixtures import wait_until
+from k8s_tests.harness.cluster import wait_until
+from k8s_tests.harness.deployment import Deployment
 
 RUN_POD_RUNNING_TIMEOUT_SECONDS = 120
 # A Deployment's or StatefulSet's replacement pod: scheduling, the image already on the node, and

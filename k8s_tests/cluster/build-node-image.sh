@@ -3,7 +3,7 @@
 # the host's Debian mirror (debootstrap), the binaries of build-binaries.sh, and every image the cluster runs,
 # preloaded into the node's containerd under the names kubeadm and kind's manifests ask for.
 # Images are tagged by content and skipped when they exist. Prints the node image name last.
-#   build-images.sh [STEP...]   (default: every step, ending with the node image)
+#   build-node-image.sh [STEP...]   (default: every step, ending with the node image)
 set -o errexit -o nounset -o pipefail
 
 # shellcheck source=common.sh

@@ -1,4 +1,5 @@
-"""A small client of the Dagster webserver's GraphQL API: what the chaos scenarios ask Dagster.
+"""A small client of the Dagster webserver's GraphQL API: what the chaos scenarios and the
+benchmark ask Dagster.
 
 Dagster's own state (runs, tags, events, pools) is read only through this API, never from the
 database behind it.
