@@ -33,10 +33,6 @@ UP_STEPS="${UP_STEPS:-cluster images load install port-forward raw-data}"
 PORT_FORWARD_START_TIMEOUT=60
 
 CHART_DIR="${REPO_ROOT}/charts/dagster-dbt-k8s"
-# Names the chart gives (templates/helpers/_names.tpl: <release>-<chart>-<component>).
-FULLNAME="${RELEASE_NAME}-dagster-dbt-k8s"
-[[ "${RELEASE_NAME}" == *dagster-dbt-k8s* ]] && FULLNAME="${RELEASE_NAME}"
-WEBSERVER_SERVICE="${FULLNAME}-webserver"
 CODE_LOCATION_NAME=""
 GRAPHQL_URL="http://127.0.0.1:${LOCAL_PORT}/graphql"
 
@@ -97,13 +93,25 @@ webserver_answers() {
   graphql '{ version }' | jq -e '.data.version' >/dev/null
 }
 
+# release_object KIND COMPONENT: KIND/NAME of the release's object of that component, found by the
+# chart's labels rather than by re-deriving its names (templates/helpers/_names.tpl).
+release_object() {
+  local found
+  found="$(kubectl_ns get "$1" -o name \
+    -l "app.kubernetes.io/instance=${RELEASE_NAME},app.kubernetes.io/component=$2")"
+  [[ -n "${found}" ]] || die "no $1 of component $2 in release ${RELEASE_NAME}, namespace ${NAMESPACE}: is the chart installed?"
+  echo "${found}"
+}
+
 # The code location's name as installed (codeLocation.name, maybe overridden), from the release's
 # workspace ConfigMap; read once the chart is installed.
 read_code_location_name() {
   [[ -n "${CODE_LOCATION_NAME}" ]] && return
-  CODE_LOCATION_NAME="$(kubectl_ns get configmap "${FULLNAME}-workspace" -o jsonpath='{.data.workspace\.yaml}' |
+  local workspace
+  workspace="$(release_object configmap workspace)"
+  CODE_LOCATION_NAME="$(kubectl_ns get "${workspace}" -o jsonpath='{.data.workspace\.yaml}' |
     sed -n -E 's/^[[:space:]]*location_name:[[:space:]]*"?([^"]+)"?[[:space:]]*$/\1/p')"
-  [[ -n "${CODE_LOCATION_NAME}" ]] || die "no location_name in ConfigMap ${FULLNAME}-workspace: is the chart installed in ${NAMESPACE}?"
+  [[ -n "${CODE_LOCATION_NAME}" ]] || die "no location_name in ${workspace} (namespace ${NAMESPACE})"
 }
 
 code_location_loaded() {
@@ -113,15 +121,17 @@ code_location_loaded() {
 }
 
 step_port_forward() {
+  local service
+  service="$(release_object service webserver)"
   stop_port_forward
   # setsid: the port-forward outlives this script and `make`; stop it with the command printed below.
   setsid kubectl --kubeconfig "${KUBECONFIG_PATH}" --namespace "${NAMESPACE}" port-forward \
-    "svc/${WEBSERVER_SERVICE}" "${LOCAL_PORT}:80" >"${PORT_FORWARD_LOG}" 2>&1 </dev/null &
+    "${service}" "${LOCAL_PORT}:80" >"${PORT_FORWARD_LOG}" 2>&1 </dev/null &
   echo $! >"${PORT_FORWARD_PID_FILE}"
   wait_for "the webserver to answer GraphQL on ${GRAPHQL_URL} (port-forward log: ${PORT_FORWARD_LOG})" \
     "${PORT_FORWARD_START_TIMEOUT}" webserver_answers
   read_code_location_name
-  wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver (if its definitions failed to load: kubectl -n ${NAMESPACE} logs deploy/${FULLNAME}-code-location)" \
+  wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver (if its definitions failed to load: kubectl -n ${NAMESPACE} logs $(release_object deployment code-location))" \
     180 code_location_loaded
 }
 
