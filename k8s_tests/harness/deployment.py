@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,6 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from dagster_code.local.cache import cache_dir
 from k8s_tests.harness.cluster import REPO_ROOT, KindCluster, kubectl_text, tool, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi
 from tests.waiting import WaitTimeout
@@ -194,8 +195,11 @@ class Deployment:
 def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[Path, ...] = ()) -> None:
     """hack/up.sh (make up) with the test namespace and values (then `more_values`, for a test that
     upgrades the release); its own port-forward is stopped after."""
+    # up.sh leaves its port-forward running and writes its pid here: this run stops it.
+    pid_file = Path(tempfile.mkdtemp(prefix="up-port-forward-")) / "port-forward.pid"
     env = {
         **os.environ,
+        "PORT_FORWARD_PID_FILE": str(pid_file),
         "CLUSTER_NAME": cluster.name,
         "KUBECONFIG_PATH": str(cluster.kubeconfig),
         "NAMESPACE": namespace,
@@ -208,11 +212,10 @@ def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[
     try:
         subprocess.run([str(UP_SCRIPT)], check=True, env=env, timeout=UP_TIMEOUT_SECONDS)
     finally:
-        pid_file = cache_dir() / f"port-forward-{cluster.name}-{namespace}.pid"
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            pid_file.unlink(missing_ok=True)
+        shutil.rmtree(pid_file.parent, ignore_errors=True)
     print(f"hack/up.sh ({steps}) took {time.monotonic() - start:.0f}s")
 
 
