@@ -8,6 +8,8 @@ import tomllib
 import pytest
 from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
 
+from dagster_code.config import DEFAULT_SNAPSHOT_POOL
+
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -94,6 +96,12 @@ def test_dg_project_names_the_charts_code_location():
     """`dg` commands (pyproject's [tool.dg]) and the deployment must call the location the same."""
     pyproject = tomllib.loads((CHART_DIR.parents[1] / "pyproject.toml").read_text())
     assert pyproject["tool"]["dg"]["project"]["code_location_name"] == load_values(None)["codeLocation"]["name"]
+
+
+def test_platform_default_snapshot_pool_is_limited_to_one():
+    """A project that names no pool gets its snapshots in dagster_code's default pool: the chart
+    must limit that pool, or its snapshot runs could merge into the same tables at once."""
+    assert load_values(None)["concurrency"]["pools"]["limits"][DEFAULT_SNAPSHOT_POOL] == 1
 
 
 def test_default_images_are_the_ones_the_build_makes():
