@@ -25,6 +25,9 @@ SLOW_MODEL_VAR = "slow_model_seconds"
 # The example's model that sleeps under the slow-model tag, and a staging model built before it.
 SLOW_MODEL = "int_orders_enriched"
 STAGING_ORDERS = "stg_shop__orders"
+# Every staging model (dbt_project/models/staging): none is downstream of the slow model, so dbt's
+# other threads build them, and run their tests, while it sleeps.
+STAGING_MODELS = frozenset(path.stem for path in (DEFAULT_DBT_PROJECT_DIR / "models" / "staging").glob("*.sql"))
 # The sales domain's snapshots: snap_orders sleeps under the slow-model tag; snap_customers (no
 # pre-hook) is done by then.
 ORDERS_SNAPSHOT = "snap_orders"
