@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from k8s_tests.harness.cluster import wait_until
-from k8s_tests.harness.dagster_api import DagsterApi, Run, asset_key
+from k8s_tests.harness.dagster_api import DagsterApi, Run, materialized
 from k8s_tests.harness.deployment import Deployment
 from k8s_tests.harness.example import DONE_BEFORE_FAULT, RELEASE_JOB, SLOW_MODEL, SLOW_MODEL_TAG, STAGING_MODELS
 from k8s_tests.harness.release import (
@@ -82,7 +82,7 @@ def launch_and_reach_slow_model(deployment: Deployment) -> str:
 
     def probe() -> tuple[bool, object]:
         events = api.events(parent_id)
-        done = {asset_key(e["assetKey"]["path"]) for e in events if e["__typename"] == "MaterializationEvent"}
+        done = set(materialized(events))
         pending = checks_pending(events, done)
         run = api.run(parent_id)
         assert not run.finished, f"the parent run ended {run.status} before the fault"

@@ -71,6 +71,13 @@ def asset_key(path: list[str]) -> str:
     return "/".join(path)
 
 
+def materialized(events: list[dict[str, Any]]) -> Counter[str]:
+    """How many times each asset was materialized, in events of `DagsterApi.events`."""
+    return Counter(
+        asset_key(event["assetKey"]["path"]) for event in events if event["__typename"] == "MaterializationEvent"
+    )
+
+
 class DagsterApi:
     """GraphQL over HTTP against one webserver (a port-forward), for one code location."""
 
@@ -209,11 +216,7 @@ class DagsterApi:
 
     def materializations(self, run_id: str) -> Counter[str]:
         """How many times each asset was materialized by a run."""
-        return Counter(
-            asset_key(event["assetKey"]["path"])
-            for event in self.events(run_id)
-            if event["__typename"] == "MaterializationEvent"
-        )
+        return materialized(self.events(run_id))
 
     def step_interval(self, run_id: str, step_key: str) -> tuple[float, float]:
         """When a step of a run started and ended (success or failure), in epoch seconds."""
