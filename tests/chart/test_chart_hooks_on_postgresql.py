@@ -101,12 +101,16 @@ def test_install_then_upgrade_hooks_on_postgresql(render, hook_env, monkeypatch)
         "DAGSTER_PG_DB",
     ):
         monkeypatch.setenv(key, hook_env[key])
-    installed = render()
+    # Installed with the kind values: the chart's default pool and the example's two.
+    installed_values = CHART_DIR / "ci" / "kind-values.yaml"
+    installed = render(installed_values)
     for job, name in (("-migrate", "wait-for-database"), ("-migrate", "migrate"), ("-pools", "pools")):
         result = run_container(installed, job, name, hook_env)
         assert result.returncode == 0, f"{job}/{name}:\n{result.stdout}\n{result.stderr}"
-    assert pool_limits(hook_env) == load_values(None)["concurrency"]["pools"]["limits"]
+    assert pool_limits(hook_env) == load_values(installed_values)["concurrency"]["pools"]["limits"]
+    assert set(pool_limits(hook_env)) == {"dbt-snapshots", "sales-snapshots", "inventory-snapshots"}
 
+    # Upgraded without them: the kind file's pools leave unless listed again.
     upgraded = render(CHART_DIR / "ci" / "pools-changed-values.yaml")
     result = run_container(upgraded, "-pools", "pools", hook_env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -60,7 +60,7 @@ def test_the_values_contract_with_local_dev():
     values = yaml.safe_load(VALUES_TEXT)
     pools = values["concurrency"]["pools"]
     assert pools["granularity"] == "op" and pools["defaultLimit"] == 1
-    assert pools["limits"] == {"dbt-snapshots": 1, "sales-snapshots": 1, "inventory-snapshots": 1}
+    assert pools["limits"] == {"dbt-snapshots": 1}
     assert values["concurrency"]["runs"] == {
         "maxConcurrentRuns": 10,
         "tagConcurrencyLimits": [{"key": "dagster-dbt-k8s/release", "value": "blue-green", "limit": 1}],
