@@ -49,6 +49,10 @@ chart-test: setup ## helm lint, and render tests of the chart.
 image: ## Build the project image of DBT_PROJECT (and the PostgreSQL image) into the local Docker engine.
 	DBT_PROJECT="$(DBT_PROJECT)" hack/build-images.sh
 
+.PHONY: k8s-test-images
+k8s-test-images: image ## The images the cluster suites install: the example's (make image) and tests/dbt_projects/acme's (ACME_PROJECT_IMAGE).
+	source versions.env && DBT_PROJECT=tests/dbt_projects/acme PROJECT_IMAGE="$${ACME_PROJECT_IMAGE}" hack/build-images.sh
+
 ##@ Kind cluster
 
 .PHONY: cluster

@@ -13,7 +13,8 @@
 #   DBT_PROJECT          the dbt project to package (default dbt_project, the example). A folder at
 #                        the top of this repository is used in place; any other path is copied to
 #                        .image-dbt-project/ here first, so that `local: ../dagster_code/dbt_blue_green`
-#                        in its packages.yml resolves in the image as in the repository.
+#                        in its packages.yml resolves in the image as in the repository (a copy
+#                        with a dbt_packages/ of vendored packages gets that package vendored).
 #   IMAGE_BUILD_ARGS     extra `docker build` arguments for the project image
 #   BUILD_CPU_SHARES     CPU weight of the build's containers (default 256 of 1024: the cores are shared)
 set -o errexit -o nounset -o pipefail
@@ -26,6 +27,9 @@ DBT_PROJECT="${DBT_PROJECT:-dbt_project}"
 # Where an outside project is copied: a top-level folder of the build context.
 STAGED_DBT_PROJECT=".image-dbt-project"
 BUILD_CPU_SHARES="${BUILD_CPU_SHARES:-256}"
+# The blue/green dbt package this repository ships (dagster_code/dbt_blue_green) and its dbt name.
+BLUE_GREEN_PACKAGE_DIR=dbt_blue_green
+BLUE_GREEN_PACKAGE=dagster_blue_green
 export DOCKER_BUILDKIT=0
 # Our builds need no privileged container; skip the engine script's check of one.
 export DOCKER_VERIFY="${DOCKER_VERIFY:-0}"
@@ -65,9 +69,18 @@ dbt_project_in_context() {
     basename "${project}"
     return
   fi
-  rm -rf "${REPO_ROOT:?}/${STAGED_DBT_PROJECT}"
-  cp -a "${project}" "${REPO_ROOT}/${STAGED_DBT_PROJECT}"
-  rm -rf "${REPO_ROOT}/${STAGED_DBT_PROJECT}/target" "${REPO_ROOT}/${STAGED_DBT_PROJECT}/logs"
+  local staged="${REPO_ROOT}/${STAGED_DBT_PROJECT}"
+  rm -rf "${staged:?}"
+  cp -a "${project}" "${staged}"
+  rm -rf "${staged}/target" "${staged}/logs"
+  # A project that vendors its packages (dbt_packages/ present: the image build then runs no
+  # `dbt deps`) and lists this repository's blue/green package by a local path gets that package
+  # vendored too, from this checkout: the path it names may not resolve from the copy.
+  if [[ -d "${staged}/dbt_packages" && ! -e "${staged}/dbt_packages/${BLUE_GREEN_PACKAGE}" ]] &&
+    grep -Eqs "^[[:space:]]*-?[[:space:]]*local:.*/${BLUE_GREEN_PACKAGE_DIR}/?[[:space:]]*$" "${staged}/packages.yml"; then
+    log "vendoring ${BLUE_GREEN_PACKAGE_DIR} into ${STAGED_DBT_PROJECT}/dbt_packages/${BLUE_GREEN_PACKAGE}"
+    cp -a "${REPO_ROOT}/dagster_code/${BLUE_GREEN_PACKAGE_DIR}" "${staged}/dbt_packages/${BLUE_GREEN_PACKAGE}"
+  fi
   echo "${STAGED_DBT_PROJECT}"
 }
 

@@ -3,8 +3,9 @@ launched into the slow-model window a fault lands in, and the exactly-once check
 and of the green reader (scenario 10), read through the GraphQL API. Launching and following
 releases is k8s_tests/harness/release.py, shared with the benchmark.
 
-The slow-model tag makes `int_orders_enriched` sleep before it builds, after the staging models
-and `release/blue_prepared` are materialized: a fault injected then hits a run with some assets
+A project's pause tag (ReleaseProject: the example's slow-model tag, or another project's) makes
+one model sleep before it builds, after the assets before it are materialized (the example's
+staging models and `release/blue_prepared`): a fault injected then hits a run with some assets
 done and others not.
 """
 
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import DagsterApi, Run, materialized
 from k8s_tests.harness.deployment import Deployment
-from k8s_tests.harness.example import DONE_BEFORE_FAULT, RELEASE_JOB, SLOW_MODEL, SLOW_MODEL_TAG, STAGING_MODELS
+from k8s_tests.harness.example import EXAMPLE_RELEASE
 from k8s_tests.harness.release import (
     GreenReader,
+    ReleaseProject,
     failure_messages,
     materialization_counts,
     run_release,
     wait_group_finished,
     wait_retry,
 )
-from tests.support import GREEN, MARTS, green_release_ids, release_log, reset_release_schemas, schema_contents
+from tests.support import GREEN, green_release_ids, release_log, reset_release_schemas, schema_contents
 
 # Only the window a fault must land in: the test sees the models before it built within seconds.
 CHAOS_SLOW_MODEL_SECONDS = 30
@@ -41,22 +43,24 @@ PARENT_FAILS_TIMEOUT_SECONDS = 180
 class Reference:
     """An uninterrupted release: what green must hold after any faulted one (release_id aside)."""
 
+    project: ReleaseProject
     run: Run
     green: dict[str, list[tuple]]
     job_assets: frozenset[str]
 
 
-def reference_release(deployment: Deployment) -> Reference:
+def reference_release(deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE) -> Reference:
     """From empty release schemas, one uninterrupted release; its green is the expected content.
     Later releases are promoted over it, so the green reader always has an old release to see."""
     api = deployment.api
     reset_release_schemas(deployment.warehouse)
-    run = run_release(api)
+    run = run_release(api, project.job)
     deployment.runs_to_save.append(run.run_id)
     assert run.status == "SUCCESS", failure_messages(api, run.run_id)
-    job_assets = api.job_asset_keys(RELEASE_JOB)
+    job_assets = api.job_asset_keys(project.job)
     assert set(api.materializations(run.run_id)) == job_assets
-    return Reference(run=run, green=schema_contents(deployment.warehouse, GREEN), job_assets=job_assets)
+    green = schema_contents(deployment.warehouse, GREEN, project.marts)
+    return Reference(project=project, run=run, green=green, job_assets=job_assets)
 
 
 PLANNED_CHECK = re.compile(r"intends to execute asset check (\S+) on asset \[\"([^\"]+)\"\]")
@@ -73,11 +77,11 @@ def checks_pending(events: list[dict], assets: set[str]) -> set[str]:
     return planned - evaluated
 
 
-def launch_and_reach_slow_model(deployment: Deployment) -> str:
-    """Launches a release whose slow model sleeps CHAOS_SLOW_MODEL_SECONDS; returns once the assets
-    before it are materialized (the window a fault must land in)."""
+def launch_and_reach_slow_model(deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE) -> str:
+    """Launches a release whose paused model sleeps CHAOS_SLOW_MODEL_SECONDS; returns once the
+    assets built before it are materialized and checked (the window a fault must land in)."""
     api = deployment.api
-    parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)})
+    parent_id = api.launch_run(project.job, {project.pause_tag: str(CHAOS_SLOW_MODEL_SECONDS)})
     deployment.runs_to_save.append(parent_id)
 
     def probe() -> tuple[bool, object]:
@@ -86,11 +90,15 @@ def launch_and_reach_slow_model(deployment: Deployment) -> str:
         pending = checks_pending(events, done)
         run = api.run(parent_id)
         assert not run.finished, f"the parent run ended {run.status} before the fault"
-        return done >= DONE_BEFORE_FAULT | STAGING_MODELS and not pending, (run.status, sorted(done), sorted(pending))
+        return done >= project.built_before_pause and not pending, (run.status, sorted(done), sorted(pending))
 
-    wait_until("the parent run to build staging and reach the slow model", probe, REACH_SLOW_MODEL_TIMEOUT_SECONDS)
-    assert SLOW_MODEL not in api.materializations(parent_id), (
-        f"{SLOW_MODEL} built before the fault: the window was missed"
+    wait_until(
+        f"the parent run to build {sorted(project.built_before_pause)} and reach {project.paused_model}",
+        probe,
+        REACH_SLOW_MODEL_TIMEOUT_SECONDS,
+    )
+    assert project.paused_model not in api.materializations(parent_id), (
+        f"{project.paused_model} built before the fault: the window was missed"
     )
     return parent_id
 
@@ -126,8 +134,9 @@ def assert_group_exactly_once(deployment: Deployment, reference: Reference, grou
     assert {key: n for key, n in counts.items() if n > 1} == {}
 
     warehouse = deployment.warehouse
-    assert schema_contents(warehouse, GREEN) == reference.green
-    assert green_release_ids(warehouse) == {mart: {root_id} for mart in MARTS}
+    assert schema_contents(warehouse, GREEN, reference.project.marts) == reference.green
+    if reference.project.marts_stamped:
+        assert green_release_ids(warehouse) == {mart: {root_id} for mart in reference.project.marts}
     assert [release for release, _ in release_log(warehouse)].count(root_id) == 1
 
 

@@ -22,7 +22,7 @@ from k8s_tests.chaos.release_checks import (
     wait_one_retry_finished,
 )
 from k8s_tests.harness.deployment import Deployment
-from k8s_tests.harness.example import GREEN_PROMOTED
+from k8s_tests.harness.example import GREEN_PROMOTED, RELEASE_JOB
 from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.harness.release import GreenReader, run_release, wait_run_finished
 from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_contents
@@ -34,8 +34,9 @@ NO_RETRY_WATCH_SECONDS = 30
 @pytest.mark.parametrize(
     ("fault", "expected_failure_reasons"),
     [
-        # Scenario 1: the worker gets SIGTERM and reports its own termination.
-        pytest.param(evict, {"UNEXPECTED_TERMINATION"}, id="eviction"),
+        # Scenario 1: the worker gets SIGTERM and reports its own termination. CI evicts in the
+        # drain scenario (9) and on another dbt project (test_chaos_any_project.py) instead.
+        pytest.param(evict, {"UNEXPECTED_TERMINATION"}, id="eviction", marks=pytest.mark.full_suite),
         # Scenario 2: the worker cannot report. Run monitoring finds the failed Job and fails the
         # run, without a failure reason tag in dagster 1.13 (UNEXPECTED_TERMINATION would mean the
         # worker reported after all).
@@ -89,7 +90,7 @@ def test_failing_dbt_test_not_retried_green_unchanged(chaos_deployment: Deployme
         conn.execute(negate, (order_id,))
     try:
         start = time.monotonic()
-        run = run_release(api)
+        run = run_release(api, RELEASE_JOB)
         chaos_deployment.runs_to_save.append(run.run_id)
         assert run.status == "FAILURE"
         assert run.tags.get("dagster/failure_reason") == "STEP_FAILURE", run.tags

@@ -192,13 +192,21 @@ class Deployment:
         ).items
 
 
-def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[Path, ...] = ()) -> None:
+def run_up(
+    cluster: KindCluster,
+    namespace: str,
+    steps: str,
+    more_values: tuple[Path, ...] = (),
+    project_image: str | None = None,
+) -> None:
     """hack/up.sh (make up) with the test namespace and values (then `more_values`, for a test that
-    upgrades the release); its own port-forward is stopped after."""
+    upgrades the release, or one that installs `project_image`, the image its `load` step loads
+    instead of PROJECT_IMAGE); its own port-forward is stopped after."""
     # up.sh leaves its port-forward running and writes its pid here: this run stops it.
     pid_file = Path(tempfile.mkdtemp(prefix="up-port-forward-")) / "port-forward.pid"
     env = {
         **os.environ,
+        **({"PROJECT_IMAGE": project_image} if project_image else {}),
         "PORT_FORWARD_PID_FILE": str(pid_file),
         "CLUSTER_NAME": cluster.name,
         "KUBECONFIG_PATH": str(cluster.kubeconfig),
@@ -217,6 +225,35 @@ def run_up(cluster: KindCluster, namespace: str, steps: str, more_values: tuple[
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         shutil.rmtree(pid_file.parent, ignore_errors=True)
     print(f"hack/up.sh ({steps}) took {time.monotonic() - start:.0f}s")
+
+
+def image_values(image: str) -> dict[str, Any]:
+    """Values that install `image` (repository:tag) as the project image."""
+    repository, tag = image.rsplit(":", 1)
+    return {"codeLocation": {"image": {"repository": repository, "tag": tag}}}
+
+
+def uninstall(cluster: KindCluster, core_v1: client.CoreV1Api, namespace: str) -> None:
+    """`helm uninstall`, then the namespace: the chart keeps the PostgreSQL Secret and volume on
+    uninstall, a test namespace goes whole."""
+    subprocess.run(
+        [
+            tool("helm"),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "uninstall",
+            RELEASE_NAME,
+            "-n",
+            namespace,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        check=False,
+        timeout=400,
+    )
+    core_v1.delete_namespace(namespace)
+    wait_namespace_gone(core_v1, namespace)
 
 
 def wait_location_loaded(deployment: Deployment, timeout: float = HEALTHY_TIMEOUT_SECONDS) -> None:

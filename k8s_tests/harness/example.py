@@ -18,6 +18,8 @@ from dagster_code.config import POOL_KEY, load_project_config
 from dagster_code.nodes import SnapshotPool
 from dagster_code.project import DEFAULT_DBT_PROJECT_DIR
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
+from k8s_tests.harness.release import ReleaseProject
+from tests.support import MARTS
 
 EXAMPLE_PROJECT_DIR = DEFAULT_DBT_PROJECT_DIR
 # The dbt var the example's sleep_seconds pre-hooks read; dagster.yml takes it from a run tag.
@@ -58,6 +60,14 @@ BLUE_PREPARED = BLUE_PREPARED_KEY.to_user_string()
 GREEN_PROMOTED = GREEN_PROMOTED_KEY.to_user_string()
 # Built before the slow model's pre-hook starts sleeping (tests/test_retries.py's DONE_BEFORE_KILL).
 DONE_BEFORE_FAULT = {BLUE_PREPARED, STAGING_ORDERS}
+EXAMPLE_RELEASE = ReleaseProject(
+    job=RELEASE_JOB,
+    pause_tag=SLOW_MODEL_TAG,
+    paused_model=SLOW_MODEL,
+    built_before_pause=frozenset(DONE_BEFORE_FAULT | STAGING_MODELS),
+    marts=MARTS,
+    marts_stamped=True,
+)
 
 _SALES = _snapshot_pool("sales")
 _INVENTORY = _snapshot_pool("inventory")

@@ -9,12 +9,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import DagsterApi, Run
-from k8s_tests.harness.example import RELEASE_JOB
 from tests.support import GREEN, MARTS
 
 # A release of size-1 data on a 2-core node takes a few minutes; a retry adds a pod start.
@@ -29,6 +29,25 @@ GREEN_SNAPSHOT_SQL = " union all ".join(
 )
 
 
+@dataclass(frozen=True)
+class ReleaseProject:
+    """What the release scenarios need to know of a deployed dbt project's blue/green release."""
+
+    # The release job (dagster.yml's `release.job`).
+    job: str
+    # A run tag whose value (seconds) makes `paused_model` wait in a pre-hook before it builds, in
+    # the first run of a release (dagster.yml's `vars_from_run_tags`).
+    pause_tag: str
+    paused_model: str
+    # Assets the release has materialized, with their checks evaluated, while `paused_model` waits:
+    # a fault that lands then meets a run with these done and the rest not.
+    built_before_pause: frozenset[str]
+    # The models promoted to green, and whether they carry the release id (dagster_blue_green's
+    # release_id() macro in their SQL).
+    marts: tuple[str, ...]
+    marts_stamped: bool
+
+
 def wait_run_finished(api: DagsterApi, run_id: str, timeout: float, what: str) -> Run:
     def probe() -> tuple[bool, Run]:
         run = api.run(run_id)
@@ -37,8 +56,8 @@ def wait_run_finished(api: DagsterApi, run_id: str, timeout: float, what: str) -
     return wait_until(f"{what} ({run_id}) to finish", probe, timeout)
 
 
-def run_release(api: DagsterApi, tags: dict[str, str] | None = None) -> Run:
-    run_id = api.launch_run(RELEASE_JOB, tags)
+def run_release(api: DagsterApi, job: str, tags: dict[str, str] | None = None) -> Run:
+    run_id = api.launch_run(job, tags)
     return wait_run_finished(api, run_id, RELEASE_TIMEOUT_SECONDS, "an uninterrupted release")
 
 
