@@ -26,10 +26,10 @@ from k8s_tests.bench import synthetic_project
 from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image
 from k8s_tests.bench.report import Results
 from k8s_tests.harness.cluster import read_versions, wait_until
-from k8s_tests.harness.dagster_api import DagsterApi, Run
+from k8s_tests.harness.dagster_api import DagsterApi, Run, materialized
 from k8s_tests.harness.deployment import Deployment, component_name, wait_location_loaded
 from k8s_tests.harness.example import (
-    DONE_BEFORE_FAULT,
+    EXAMPLE_RELEASE,
     MODELS_STEP,
     RELEASE_JOB,
     SALES_JOB,
@@ -38,7 +38,13 @@ from k8s_tests.harness.example import (
     SLOW_MODEL_TAG,
 )
 from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_retry, wait_run_finished
+from k8s_tests.harness.release import (
+    RELEASE_TIMEOUT_SECONDS,
+    checks_pending,
+    failure_messages,
+    wait_retry,
+    wait_run_finished,
+)
 
 # Case 3: synthetic dbt projects of these many models, raw data of these sizes (the default first).
 GROWTH_MODELS = (20, 100, 400)
@@ -132,13 +138,14 @@ def faulted_release(
     deployment: Deployment,
     fault: Fault,
     strategy: str,
-    done_before_fault: frozenset[str] = frozenset(DONE_BEFORE_FAULT),
+    done_before_fault: frozenset[str] = EXAMPLE_RELEASE.built_before_pause,
     slow_model_seconds: int = BENCH_SLOW_MODEL_SECONDS,
     reach_timeout: float = BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS,
 ) -> FaultedRelease:
     """A release whose run pod gets `fault` while the slow model sleeps, once `done_before_fault`
-    are materialized, retried with `strategy` (a launch-time tag, which overrides the job's tag:
-    checked on the retry)."""
+    are materialized and the checks planned on them evaluated (else the checks fail and the retry
+    rightly rebuilds their models), retried with `strategy` (a launch-time tag, which overrides the
+    job's tag: checked on the retry)."""
     api = deployment.api
     start = time.monotonic()
     parent_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(slow_model_seconds), RETRY_STRATEGY_TAG: strategy})
@@ -147,15 +154,21 @@ def faulted_release(
 
     def reached_slow_model() -> tuple[bool, object]:
         nonlocal last_progress
-        done = set(api.materializations(parent_id))
+        events = api.events(parent_id)
+        done = set(materialized(events))
+        pending = checks_pending(events, done)
         run = api.run(parent_id)
         if run.finished:
             raise RuntimeError(f"release {parent_id} ended {run.status} before the fault")
-        state = (run.status, f"{len(done & done_before_fault)} of {len(done_before_fault)} assets before the fault")
+        state = (
+            run.status,
+            f"{len(done & done_before_fault)} of {len(done_before_fault)} assets before the fault",
+            f"{len(pending)} checks pending",
+        )
         if time.monotonic() - last_progress > PROGRESS_SECONDS:
             print(f"release {parent_id}: {state}", flush=True)
             last_progress = time.monotonic()
-        return done >= done_before_fault, state
+        return done >= done_before_fault and not pending, state
 
     wait_until(f"release {parent_id} to reach the slow model", reached_slow_model, reach_timeout)
     if SLOW_MODEL in api.materializations(parent_id):
@@ -353,7 +366,12 @@ def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ..
                         f"== case 3: {models} models, raw data size {size}, repetition {repetition}/{repetitions}",
                         flush=True,
                     )
-                    growth_sample(deployment, results, f"{models} models, size {size}", DONE_BEFORE_FAULT | set(early))
+                    growth_sample(
+                        deployment,
+                        results,
+                        f"{models} models, size {size}",
+                        EXAMPLE_RELEASE.built_before_pause | set(early),
+                    )
     finally:
         load_raw_data(deployment, RawDataConfig().size)
         use_project_image(deployment, project_image)

@@ -12,7 +12,6 @@ done and others not.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 
 from k8s_tests.harness.cluster import wait_until
@@ -22,6 +21,7 @@ from k8s_tests.harness.example import EXAMPLE_RELEASE
 from k8s_tests.harness.release import (
     GreenReader,
     ReleaseProject,
+    checks_pending,
     failure_messages,
     materialization_counts,
     run_release,
@@ -61,20 +61,6 @@ def reference_release(deployment: Deployment, project: ReleaseProject = EXAMPLE_
     assert set(api.materializations(run.run_id)) == job_assets
     green = schema_contents(deployment.warehouse, GREEN, project.marts)
     return Reference(project=project, run=run, green=green, job_assets=job_assets)
-
-
-PLANNED_CHECK = re.compile(r"intends to execute asset check (\S+) on asset \[\"([^\"]+)\"\]")
-EVALUATED_CHECK = re.compile(r"^Asset check '([^']+)' on '([^']+)'")
-
-
-def checks_pending(events: list[dict], assets: set[str]) -> set[str]:
-    """Asset checks the run planned on `assets` and has not evaluated yet. A fault that lands while
-    dbt still tests a built model fails those checks, and FROM_ASSET_FAILURE then rebuilds the model:
-    correct, but not the window the scenarios' exactly-once assertions describe."""
-    messages = [event.get("message") or "" for event in events]
-    planned = {m.group(1) for text in messages if (m := PLANNED_CHECK.search(text)) and m.group(2) in assets}
-    evaluated = {m.group(1) for text in messages if (m := EVALUATED_CHECK.search(text))}
-    return planned - evaluated
 
 
 def launch_and_reach_slow_model(deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE) -> str:
