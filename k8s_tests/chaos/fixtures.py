@@ -75,8 +75,8 @@ def acme_deployment(
 ) -> Iterator[Deployment]:
     """A dbt project other than the example (tests/dbt_projects/acme) in its own image, installed
     by the same script and values in namespace ACME_NAMESPACE, healthy, its seeds loaded.
-    Uninstalled at the module's end (unless --keep-cluster): one Dagster instance at a time on the
-    cores."""
+    Its namespace is deleted at the module's end (unless --keep-cluster): one Dagster instance at a
+    time on the cores."""
     image = read_versions()["ACME_PROJECT_IMAGE"]
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60).returncode != 0:
         pytest.fail(f"{image} (ACME_PROJECT_IMAGE) is not in the local Docker engine: run `make k8s-test-images`")
@@ -94,7 +94,8 @@ def acme_deployment(
     deployment.webserver.stop()
     deployment.postgresql.stop()
     if not request.config.getoption("--keep-cluster"):
-        uninstall(kind_cluster, core_v1, namespace)
+        # The next deployment installs while this namespace goes; a later session waits for it.
+        uninstall(kind_cluster, core_v1, namespace, wait=False)
 
 
 # --- Failure artifacts -------------------------------------------------------------------------

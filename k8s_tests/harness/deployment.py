@@ -233,9 +233,14 @@ def image_values(image: str) -> dict[str, Any]:
     return {"codeLocation": {"image": {"repository": repository, "tag": tag}}}
 
 
-def uninstall(cluster: KindCluster, core_v1: client.CoreV1Api, namespace: str) -> None:
+def uninstall(cluster: KindCluster, core_v1: client.CoreV1Api, namespace: str, wait: bool = True) -> None:
     """`helm uninstall`, then the namespace: the chart keeps the PostgreSQL Secret and volume on
-    uninstall, a test namespace goes whole."""
+    uninstall, a test namespace goes whole. Without `wait`, only the namespace is deleted (the
+    release's own Secret goes with it), and the deletion goes on while the caller does not wait:
+    for a namespace no later test reuses."""
+    if not wait:
+        core_v1.delete_namespace(namespace)
+        return
     subprocess.run(
         [
             tool("helm"),
