@@ -285,3 +285,21 @@ def test_a_jobs_dagster_k8s_config_tag_is_deep_merged_on_top(helm, tmp_path):
     assert names(spec["containers"][0]["env"])[-2:] == ["HTTPS_PROXY", "DBT_THREADS"]
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"
     assert_restricted("run worker Job with a tag", spec)
+
+
+def test_every_env_var_the_chart_sets_is_refused_in_extras(helm, tmp_path):
+    """A second entry of a name would silently win over the chart's (the password, DAGSTER_HOME...)."""
+    rendered = render_values(helm, tmp_path, {})
+    chart_env = set(rendered.configmap_data("-env"))
+    for _, spec in rendered.pod_specs():
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            chart_env |= set(names(container.get("env")))
+    run_pod = run_worker_job(rendered.instance_config()["run_launcher"]["config"])["spec"]["template"]["spec"]
+    chart_env |= set(names(run_pod["containers"][0]["env"]))
+    assert {"DAGSTER_HOME", "DAGSTER_PG_PASSWORD", "POSTGRES_PASSWORD", "DAGSTER_PG_HOST"} <= chart_env
+    for name in sorted(chart_env):
+        values_file = tmp_path / f"env-{name}.yaml"
+        values_file.write_text(yaml.safe_dump({"podDefaults": {"env": [{"name": name, "value": "x"}]}}))
+        result = helm_template(helm, [values_file])
+        assert result.returncode != 0, f"podDefaults.env {name} was accepted"
+        assert f"podDefaults.env[0]: {name} is set by the chart" in result.stderr, result.stderr
