@@ -112,6 +112,128 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"warehouse": {"target": "snowflake", "snowflake": {"existingSecret": "sf"}}},
         "warehouse.snowflake.account is required when warehouse.target is snowflake",
     ),
+    # Scheduling and pod extras (podDefaults and each component's `pod` block).
+    (
+        "tolerations-not-a-list",
+        {"codeLocation": {"pod": {"tolerations": {"key": "dedicated"}}}},
+        "at '/codeLocation/pod/tolerations': got object, want array",
+    ),
+    (
+        "unknown-toleration-operator",
+        {"podDefaults": {"tolerations": [{"key": "dedicated", "operator": "In"}]}},
+        "at '/podDefaults/tolerations/0/operator': value must be one of 'Exists', 'Equal'",
+    ),
+    (
+        "env-item-without-name",
+        {"podDefaults": {"env": [{"value": "1"}]}},
+        "at '/podDefaults/env/0': missing property 'name'",
+    ),
+    (
+        "env-from-secret-without-name",
+        {"podDefaults": {"envFrom": [{"secretRef": {}}]}},
+        "at '/podDefaults/envFrom/0/secretRef': missing property 'name'",
+    ),
+    (
+        "pod-annotation-not-a-string",
+        {"podDefaults": {"podAnnotations": {"prometheus.io/port": 9090}}},
+        "at '/podDefaults/podAnnotations/prometheus.io~1port': got number, want string",
+    ),
+    (
+        "priority-class-not-a-string",
+        {"dagsterDaemon": {"pod": {"priorityClassName": 5}}},
+        "at '/dagsterDaemon/pod/priorityClassName': got number, want string",
+    ),
+    (
+        "unknown-key-in-a-pod-block",
+        {"codeLocation": {"pod": {"nodeSelectors": {"disk": "ssd"}}}},
+        "at '/codeLocation/pod': additional properties 'nodeSelectors' not allowed",
+    ),
+    (
+        "extra-containers-on-run-pods",
+        {"runLauncher": {"pod": {"extraContainers": [{"name": "proxy", "image": "proxy:1"}]}}},
+        "at '/runLauncher/pod': additional properties 'extraContainers' not allowed",
+    ),
+    (
+        "host-path-volume",
+        {"podDefaults": {"volumes": [{"name": "host", "hostPath": {"path": "/"}}]}},
+        "at '/podDefaults/volumes/0': additional properties 'hostPath' not allowed",
+    ),
+    (
+        "relative-volume-mount-path",
+        {"podDefaults": {"volumeMounts": [{"name": "keys", "mountPath": "keys"}]}},
+        "at '/podDefaults/volumeMounts/0/mountPath': 'keys' does not match pattern '^/'",
+    ),
+    (
+        "extra-container-without-image",
+        {"dagsterWebserver": {"pod": {"extraContainers": [{"name": "proxy"}]}}},
+        "at '/dagsterWebserver/pod/extraContainers/0': missing property 'image'",
+    ),
+    (
+        "privileged-init-container",
+        {"podDefaults": {"initContainers": [{"name": "x", "image": "x:1", "securityContext": {"privileged": True}}]}},
+        "at '/podDefaults/initContainers/0/securityContext/privileged': value must be false",
+    ),
+    (
+        "init-container-as-root",
+        {"migrate": {"pod": {"initContainers": [{"name": "x", "image": "x:1", "securityContext": {"runAsUser": 0}}]}}},
+        "at '/migrate/pod/initContainers/0/securityContext/runAsUser': minimum: got 0, want 1",
+    ),
+    (
+        "extra-container-adds-a-capability",
+        {
+            "podDefaults": {
+                "extraContainers": [
+                    {"name": "x", "image": "x:1", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}
+                ]
+            }
+        },
+        "at '/podDefaults/extraContainers/0/securityContext/capabilities/add/0': value must be 'NET_BIND_SERVICE'",
+    ),
+    (
+        "extra-container-keeps-capabilities",
+        {
+            "podDefaults": {
+                "extraContainers": [
+                    {"name": "x", "image": "x:1", "securityContext": {"capabilities": {"drop": ["NET_RAW"]}}}
+                ]
+            }
+        },
+        "at '/podDefaults/extraContainers/0/securityContext/capabilities/drop/0': value must be 'ALL'",
+    ),
+    (
+        "extra-container-host-port",
+        {
+            "podDefaults": {
+                "extraContainers": [{"name": "x", "image": "x:1", "ports": [{"containerPort": 80, "hostPort": 80}]}]
+            }
+        },
+        "at '/podDefaults/extraContainers/0/ports/0': 'not' failed",
+    ),
+    (
+        "pod-label-the-chart-sets",
+        {"codeLocation": {"pod": {"podLabels": {"app.kubernetes.io/component": "mine"}}}},
+        "codeLocation.pod.podLabels.app.kubernetes.io/component is set by the chart",
+    ),
+    (
+        "checksum-annotation",
+        {"podDefaults": {"podAnnotations": {"checksum/config": "x"}}},
+        "podDefaults.podAnnotations.checksum/config is set by the chart",
+    ),
+    (
+        "env-var-the-chart-sets",
+        {"migrate": {"pod": {"env": [{"name": "DAGSTER_PG_HOST", "value": "elsewhere"}]}}},
+        "migrate.pod.env[0]: DAGSTER_PG_HOST is set by the chart from its values",
+    ),
+    (
+        "volume-name-the-chart-uses",
+        {"podDefaults": {"volumes": [{"name": "tmp", "emptyDir": {}}]}},
+        "podDefaults.volumes[0]: the chart already has a volume named tmp",
+    ),
+    (
+        "container-name-the-chart-uses",
+        {"postgresql": {"pod": {"extraContainers": [{"name": "postgresql", "image": "x:1"}]}}},
+        "postgresql.pod.extraContainers[0]: the chart already has a container named postgresql",
+    ),
     (
         "existing-service-account-without-name",
         {"serviceAccount": {"create": False}},
@@ -143,6 +265,31 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
             "externalPostgresql": {"host": "db", "existingSecret": "db"},
         },
         "existing-service-account": {"serviceAccount": {"create": False, "name": "dagster-runs"}},
+        "pod-extras": {
+            "podDefaults": {
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "dagster"}],
+                "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+                "podAnnotations": {"prometheus.io/port": "9090"},
+                "podLabels": {"app.kubernetes.io/part-of": "data-platform"},
+                "volumes": [{"name": "keys", "secret": {"secretName": "keys"}}],
+                "volumeMounts": [{"name": "keys", "mountPath": "/keys"}],
+                "initContainers": [
+                    {
+                        "name": "x",
+                        "image": "x:1",
+                        "securityContext": {"runAsUser": 2000, "readOnlyRootFilesystem": False},
+                    }
+                ],
+                "extraContainers": [
+                    {
+                        "name": "sidecar",
+                        "image": "sidecar:1",
+                        "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}},
+                    }
+                ],
+            },
+            "dagsterDaemon": {"pod": {"priorityClassName": "dagster-high"}},
+        },
     }
     for name, values in fixes.items():
         values_file = tmp_path / f"{name}.yaml"

@@ -21,7 +21,8 @@ def resolve_env(
     configmaps = {cm["metadata"]["name"]: cm["data"] for cm in rendered.of_kind("ConfigMap")}
     for source in container.get("envFrom") or []:
         if "configMapRef" in source:
-            plain.update(configmaps[source["configMapRef"]["name"]])
+            # A ConfigMap the chart does not render (podDefaults.envFrom) holds nothing the contract reads.
+            plain.update(configmaps.get(source["configMapRef"]["name"], {}))
         else:
             secret_sources.append(source["secretRef"]["name"])
     for var in container.get("env") or []:

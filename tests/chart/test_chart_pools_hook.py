@@ -21,7 +21,8 @@ def test_pools_hook_sets_every_pool_after_the_migration(render, values_file):
     assert set(migrate_annotations["helm.sh/hook"].split(",")) == {"post-install", "pre-upgrade"}
     assert int(pools_annotations["helm.sh/hook-weight"]) > int(migrate_annotations["helm.sh/hook-weight"])
     for job in (pools_job, migrate_job):
-        assert [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]] == ["wait-for-database"]
+        # Last: the initContainers of podDefaults/migrate.pod (a database proxy) run before it.
+        assert job["spec"]["template"]["spec"]["initContainers"][-1]["name"] == "wait-for-database"
     container = pools_job["spec"]["template"]["spec"]["containers"][0]
     env = {v["name"]: v.get("value") for v in container["env"]}
     assert json.loads(env["DAGSTER_POOL_LIMITS"]) == limits

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from chart_render import SCENARIO_IDS, SCENARIOS, run_worker_job
+from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, run_worker_job
 
-ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI"}
+# The volume types the "restricted" profile allows (Pod Security Standards, "Volume Types").
+ALLOWED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def assert_restricted(where: str, spec: dict[str, Any]) -> None:
@@ -94,3 +105,18 @@ def test_run_pods_built_by_dagster_k8s_are_restricted(render, values_file):
     for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
         assert labels["app.kubernetes.io/instance"] == "chart-test"
         assert labels["app.kubernetes.io/component"] == "run-worker"
+
+
+def test_the_schema_allows_only_restricted_volume_types_and_container_settings():
+    """podDefaults and the pod blocks are typed by the schema; what it lets through stays "restricted"."""
+    definitions = json.loads((CHART_DIR / "values.schema.json").read_text())["definitions"]
+    volume_types = set(definitions["volumes"]["items"]["properties"]) - {"name"}
+    assert volume_types <= ALLOWED_VOLUME_TYPES
+    assert definitions["volumes"]["items"]["additionalProperties"] is False
+    context = definitions["containerSecurityContext"]
+    assert context["additionalProperties"] is False
+    assert context["properties"]["privileged"] == {"const": False}
+    assert context["properties"]["allowPrivilegeEscalation"] == {"const": False}
+    assert context["properties"]["runAsNonRoot"] == {"const": True}
+    assert context["properties"]["runAsUser"]["minimum"] >= 1
+    assert context["properties"]["capabilities"]["properties"]["add"]["items"] == {"enum": ["NET_BIND_SERVICE"]}

@@ -82,3 +82,27 @@ def test_the_values_contract_with_local_dev():
         "maxResumeRunAttempts",
     }
     assert monitoring["maxResumeRunAttempts"] == 0
+
+
+def test_every_pod_block_takes_the_keys_documented_in_pod_defaults():
+    """The components' `pod` blocks are `{}` in values.yaml; their keys are documented once, in podDefaults."""
+    values = yaml.safe_load(VALUES_TEXT)
+    documented = set(values["podDefaults"])
+    definitions = SCHEMA["definitions"]
+    assert set(definitions["podOverrides"]["properties"]) == documented
+    # Pods that must finish (hooks, helm test, run pods) take every key but extraContainers.
+    assert set(definitions["finitePodOverrides"]["properties"]) == documented - {"extraContainers"}
+    blocks = {key: section["pod"] for key, section in values.items() if isinstance(section, dict) and "pod" in section}
+    assert set(blocks) == {
+        "codeLocation",
+        "dagsterWebserver",
+        "dagsterDaemon",
+        "postgresql",
+        "runLauncher",
+        "migrate",
+        "test",
+    }
+    for key, block in blocks.items():
+        assert block == {}, f"{key}.pod: the chart's defaults live in podDefaults"
+        ref = SCHEMA["properties"][key]["properties"]["pod"]["$ref"]
+        assert ref in ("#/definitions/podOverrides", "#/definitions/finitePodOverrides"), key

@@ -40,22 +40,33 @@ with DagsterInstance.get() as instance:
             print(f"removed pool {pool.name} (limit {pool.limit}): not in concurrency.pools.limits", flush=True)
 {{- end }}
 
-{{/* The wait-for-database initContainer. */}}
-{{- define "dagster-dbt-k8s.waitForDatabaseContainer" -}}
+{{/*
+The wait-for-database initContainer, after the user's initContainers (a database proxy run as a
+native sidecar is up before it). Call with list $ <pod extras>.
+*/}}
+{{- define "dagster-dbt-k8s.hookInitContainers" -}}
+{{- $root := index . 0 -}}
+{{- $extras := index . 1 -}}
+{{- with $extras.initContainers -}}
+{{ include "dagster-dbt-k8s.userContainers" (list . (include "dagster-dbt-k8s.containerSecurityContext" $root)) }}
+{{ end -}}
 - name: wait-for-database
-  {{- include "dagster-dbt-k8s.projectContainer" . | nindent 2 }}
+  {{- include "dagster-dbt-k8s.projectContainer" (list $root $extras) | nindent 2 }}
     - name: WAIT_FOR_DATABASE_SECONDS
-      value: {{ .Values.migrate.waitForDatabaseSeconds | quote }}
+      value: {{ $root.Values.migrate.waitForDatabaseSeconds | quote }}
   command:
     - python
     - -c
     - |
-      {{- include "dagster-dbt-k8s.waitForDatabaseScript" . | nindent 6 }}
+      {{- include "dagster-dbt-k8s.waitForDatabaseScript" $root | nindent 6 }}
   resources:
-    {{- include "dagster-dbt-k8s.hookResources" . | nindent 4 }}
+    {{- include "dagster-dbt-k8s.hookResources" $root | nindent 4 }}
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    {{- with $extras.volumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{- define "dagster-dbt-k8s.hookResources" -}}

@@ -6,7 +6,8 @@ so the ConfigMap holds no secret.
 {{- $retries := .Values.dagsterDaemon.runRetries }}
 {{- $monitoring := .Values.dagsterDaemon.runMonitoring }}
 {{- $pools := .Values.concurrency.pools }}
-{{- $runs := .Values.concurrency.runs -}}
+{{- $runs := .Values.concurrency.runs }}
+{{- $runExtras := include "dagster-dbt-k8s.podExtras" (list . "runLauncher.pod" .Values.runLauncher.pod true) | fromJson -}}
 telemetry:
   enabled: false
 storage:
@@ -69,9 +70,42 @@ run_launcher:
           {{- include "dagster-dbt-k8s.runContainerSecurityContext" . | nindent 10 }}
         env:
           {{- include "dagster-dbt-k8s.secretEnv" . | nindent 10 }}
+          {{- with $runExtras.env }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
+        {{- with $runExtras.envFrom }}
+        envFrom:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+        {{- with $runExtras.volumeMounts }}
+        volumeMounts:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+      {{- if or $runExtras.podAnnotations $runExtras.podLabels }}
+      pod_template_spec_metadata:
+        {{- with $runExtras.podAnnotations }}
+        annotations:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+        {{- with $runExtras.podLabels }}
+        labels:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+      {{- end }}
       pod_spec_config:
         securityContext:
           {{- include "dagster-dbt-k8s.podSecurityContext" . | nindent 10 }}
+        {{- with include "dagster-dbt-k8s.podScheduling" $runExtras }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- with $runExtras.volumes }}
+        volumes:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+        {{- with $runExtras.initContainers }}
+        initContainers:
+          {{- include "dagster-dbt-k8s.userContainers" (list . (include "dagster-dbt-k8s.runContainerSecurityContext" $)) | nindent 10 }}
+        {{- end }}
       job_spec_config:
         # A failed run worker is never restarted by Kubernetes: run retries re-execute what failed.
         backoffLimit: 0

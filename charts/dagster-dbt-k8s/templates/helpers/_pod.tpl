@@ -1,57 +1,84 @@
 {{/* Pieces shared by every pod that runs the project image. */}}
 
 {{/*
-Pod-level fields: service account, pull secrets, security context. The token stays mounted:
+Pod-level fields: service account, pull secrets, security context, the pod extras' scheduling
+(call with list $ <pod extras>). The token stays mounted:
 every dagster process that loads the instance (`dagster instance migrate` included) builds the
 K8sRunLauncher, which loads the in-cluster config.
 */}}
 {{- define "dagster-dbt-k8s.projectPodSpec" -}}
-serviceAccountName: {{ include "dagster-dbt-k8s.serviceAccountName" . }}
-{{- with .Values.imagePullSecrets }}
+{{- $root := index . 0 -}}
+serviceAccountName: {{ include "dagster-dbt-k8s.serviceAccountName" $root }}
+{{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
-  {{- include "dagster-dbt-k8s.podSecurityContext" . | nindent 2 }}
+  {{- include "dagster-dbt-k8s.podSecurityContext" $root | nindent 2 }}
+{{- with include "dagster-dbt-k8s.podScheduling" (index . 1) }}
+{{ . }}
+{{- end }}
 {{- end }}
 
-{{/* Container fields: image, pull policy, security context, the env contract. */}}
+{{/*
+Container fields: image, pull policy, security context, the env contract, then the pod extras'
+envFrom and env. Call with list $ <pod extras>; `env` comes last, for callers to add to.
+*/}}
 {{- define "dagster-dbt-k8s.projectContainer" -}}
-image: {{ include "dagster-dbt-k8s.projectImage" . }}
-imagePullPolicy: {{ .Values.codeLocation.image.pullPolicy }}
+{{- $root := index . 0 -}}
+{{- $extras := index . 1 -}}
+image: {{ include "dagster-dbt-k8s.projectImage" $root }}
+imagePullPolicy: {{ $root.Values.codeLocation.image.pullPolicy }}
 securityContext:
-  {{- include "dagster-dbt-k8s.containerSecurityContext" . | nindent 2 }}
+  {{- include "dagster-dbt-k8s.containerSecurityContext" $root | nindent 2 }}
 envFrom:
-  {{- include "dagster-dbt-k8s.envFrom" . | nindent 2 }}
+  {{- include "dagster-dbt-k8s.envFrom" $root | nindent 2 }}
+  {{- with $extras.envFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 env:
   - name: DAGSTER_HOME
-    value: {{ .Values.dagsterHome }}
-  {{- include "dagster-dbt-k8s.secretEnv" . | nindent 2 }}
+    value: {{ $root.Values.dagsterHome }}
+  {{- include "dagster-dbt-k8s.secretEnv" $root | nindent 2 }}
+  {{- with $extras.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 
-{{/* Volumes: /tmp, and the instance and workspace ConfigMaps. */}}
+{{/* Volumes: /tmp, the instance and workspace ConfigMaps, the pod extras'. Call with list $ <pod extras>. */}}
 {{- define "dagster-dbt-k8s.projectVolumes" -}}
+{{- $root := index . 0 -}}
 - name: tmp
   emptyDir: {}
 - name: instance
   configMap:
-    name: {{ include "dagster-dbt-k8s.instanceConfigMapName" . }}
+    name: {{ include "dagster-dbt-k8s.instanceConfigMapName" $root }}
 - name: workspace
   configMap:
-    name: {{ include "dagster-dbt-k8s.workspaceConfigMapName" . }}
+    name: {{ include "dagster-dbt-k8s.workspaceConfigMapName" $root }}
+{{- with (index . 1).volumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
-{{/* dagster.yaml goes in as one file so DAGSTER_HOME itself stays the image's directory. */}}
+{{/*
+dagster.yaml goes in as one file so DAGSTER_HOME itself stays the image's directory; then the
+pod extras' mounts. Call with list $ <pod extras>.
+*/}}
 {{- define "dagster-dbt-k8s.projectVolumeMounts" -}}
+{{- $root := index . 0 -}}
 - name: tmp
   mountPath: /tmp
 - name: instance
-  mountPath: {{ printf "%s/dagster.yaml" .Values.dagsterHome }}
+  mountPath: {{ printf "%s/dagster.yaml" $root.Values.dagsterHome }}
   subPath: dagster.yaml
   readOnly: true
 - name: workspace
   mountPath: /opt/dagster/workspace
   readOnly: true
+{{- with (index . 1).volumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The command line of the workspace file, for the webserver and the daemon. */}}
