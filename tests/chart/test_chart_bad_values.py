@@ -239,6 +239,36 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"serviceAccount": {"create": False}},
         "serviceAccount.name is required when serviceAccount.create is false",
     ),
+    (
+        "additional-instance-config-turns-retries-off",
+        {"additionalInstanceConfig": {"run_retries": {"enabled": False}}},
+        "additionalInstanceConfig.run_retries.enabled: the chart sets this key of dagster.yaml",
+    ),
+    (
+        "additional-instance-config-changes-the-pool-default",
+        {"additionalInstanceConfig": {"concurrency": {"pools": {"default_limit": 4}}}},
+        "additionalInstanceConfig.concurrency.pools.default_limit: the chart sets this key",
+    ),
+    (
+        "additional-instance-config-replaces-run-monitoring",
+        {"additionalInstanceConfig": {"run_monitoring": "off"}},
+        "additionalInstanceConfig.run_monitoring: the chart sets this key",
+    ),
+    (
+        "additional-instance-config-adds-a-storage",
+        {"additionalInstanceConfig": {"storage": {"sqlite": {"base_dir": "/tmp"}}}},
+        "additionalInstanceConfig.storage: the chart owns this section of dagster.yaml",
+    ),
+    (
+        "additional-instance-config-configures-the-launcher",
+        {"additionalInstanceConfig": {"run_launcher": {"config": {"job_namespace": "other"}}}},
+        "additionalInstanceConfig.run_launcher: the chart owns this section of dagster.yaml",
+    ),
+    (
+        "additional-instance-config-not-a-map",
+        {"additionalInstanceConfig": ["retention"]},
+        "at '/additionalInstanceConfig': got array, want object",
+    ),
 ]
 
 

@@ -82,6 +82,20 @@ def test_kind_values_shorten_run_monitoring(render):
     assert defaults["poll_interval_seconds"] > config["poll_interval_seconds"]
 
 
+def test_additional_instance_config_is_merged_beside_the_charts_keys(render):
+    from chart_render import CHART_DIR
+
+    chart = render().instance_config()
+    added = render(CHART_DIR / "ci" / "additional-instance-config-values.yaml").instance_config()
+    assert added["retention"]["schedule"] == {"purge_after_days": 90}
+    assert added["sensors"] == {"use_threads": True, "num_workers": 4}
+    assert {key: value for key, value in added.items() if key not in {"retention", "sensors", "schedules"}} == chart
+    # A key the chart does not set, inside a section it does: added next to the chart's keys.
+    limited = render(set_values={"additionalInstanceConfig.run_monitoring.max_runtime_seconds": "7200"})
+    monitoring = limited.instance_config()["run_monitoring"]
+    assert monitoring == {**chart["run_monitoring"], "max_runtime_seconds": 7200}
+
+
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_run_launcher_config(render, values_file):
     values = load_values(values_file)

@@ -1,8 +1,49 @@
 {{/*
-The Dagster instance (dagster.yaml). Passwords are read from env vars at load time (`env:`),
-so the ConfigMap holds no secret.
+The Dagster instance (dagster.yaml): the chart's own keys, then additionalInstanceConfig merged in
+(none of whose keys may be one the chart sets). Without additions, the chart's text as written.
 */}}
 {{- define "dagster-dbt-k8s.instanceYaml" -}}
+{{- $owned := include "dagster-dbt-k8s.chartInstanceYaml" . }}
+{{- with .Values.additionalInstanceConfig }}
+{{- $config := $owned | fromYaml }}
+{{- /* Sections whose every key belongs together: a key added to them could change what they
+       are (a second storage, another launcher's settings). */}}
+{{- range $section := list "storage" "run_storage" "event_log_storage" "schedule_storage" "run_launcher" "run_coordinator" }}
+{{- if hasKey $.Values.additionalInstanceConfig $section }}
+{{- fail (printf "additionalInstanceConfig.%s: the chart owns this section of dagster.yaml (storage, the run launcher and the run coordinator come from their own values)" $section) }}
+{{- end }}
+{{- end }}
+{{- include "dagster-dbt-k8s.refuseChartInstanceKeys" (list $config . "additionalInstanceConfig") }}
+{{- toYaml (mustMergeOverwrite $config (deepCopy .)) }}
+{{- else }}
+{{- $owned }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails on the first key of `extra` that `owned` has too, unless both values are maps (then their
+keys are compared in turn): call with list <owned map> <extra map> "<value path>".
+*/}}
+{{- define "dagster-dbt-k8s.refuseChartInstanceKeys" -}}
+{{- $owned := index . 0 }}
+{{- $path := index . 2 }}
+{{- range $key, $value := index . 1 }}
+{{- if hasKey $owned $key }}
+{{- $ownedValue := get $owned $key }}
+{{- if and (kindIs "map" $ownedValue) (kindIs "map" $value) }}
+{{- include "dagster-dbt-k8s.refuseChartInstanceKeys" (list $ownedValue $value (printf "%s.%s" $path $key)) }}
+{{- else }}
+{{- fail (printf "%s.%s: the chart sets this key of dagster.yaml from its own values (see values.yaml); set it there" $path $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The chart's own keys of dagster.yaml. Passwords are read from env vars at load time (`env:`),
+so the ConfigMap holds no secret.
+*/}}
+{{- define "dagster-dbt-k8s.chartInstanceYaml" -}}
 {{- $retries := .Values.dagsterDaemon.runRetries }}
 {{- $monitoring := .Values.dagsterDaemon.runMonitoring }}
 {{- $pools := .Values.concurrency.pools }}
