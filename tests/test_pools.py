@@ -7,7 +7,8 @@ from tests.daemon import launch, step_intervals
 from tests.support import load_raw
 from tests.waiting import wait_until
 
-# Two runs one after the other, each a run worker, a step process and dbt: about 450 s in a CI run
+# Two runs one after the other, each a run worker and dbt (and, before the in-process executor, a
+# step process): about 450 s in a CI run
 # where the image builds shared the two cores, so 300 s was not enough there.
 RUN_TIMEOUT_SECONDS = 900
 

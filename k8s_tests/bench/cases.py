@@ -252,7 +252,7 @@ def record_launch_overhead(deployment: Deployment, run: Run, results: Results) -
         ("run pod's container started", run_pod_started_at(deployment, run.run_id)),
         ("worker process started", event_time(events, "EngineEvent", message=WORKER_STARTED_MESSAGE)),
         ("run started (definitions loaded)", event_time(events, "RunStartEvent")),
-        # The multiprocess executor starts a subprocess per step, which loads the definitions again.
+        # Steps run in the run worker (the platform's in-process executor): no second definitions load.
         ("first step started", event_time(events, "ExecutionStepStartEvent")),
         ("dbt step started", event_time(events, "ExecutionStepStartEvent", step=DBT_STEP)),
         ("first dbt model materialized", event_time(events, "MaterializationEvent", step=DBT_STEP)),
