@@ -2,11 +2,20 @@
 no Python, configured by dagster.yml and dbt meta only) gets the same recovery. Its release's run
 pod is evicted mid-build; the FROM_ASSET_FAILURE retry builds exactly what the parent had not, every
 asset once, and green ends equal to an uninterrupted release.
+
+Issue 11 on the same install: `helm upgrade` to another image and back. After each upgrade returns,
+the webserver has the new image's definitions, and the runs it launches, and the retries the daemon
+creates, run the new image; the second upgrade forces the order in which stale definitions were
+seen (webserver and daemon up while the old code servers still serve).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import yaml
+from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
     PARENT_FAILS_TIMEOUT_SECONDS,
@@ -17,9 +26,16 @@ from k8s_tests.chaos.release_checks import (
 )
 from k8s_tests.harness.acme import ACME_RELEASE
 from k8s_tests.harness.cluster import read_versions
-from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.deployment import Deployment, image_values, run_up, wait_location_loaded
 from k8s_tests.harness.faults import evict, running_run_pod
-from k8s_tests.harness.release import wait_run_finished
+from k8s_tests.harness.release import failure_messages, wait_run_finished
+
+# The example's job that loads its raw data: in the example's image only.
+EXAMPLE_ONLY_JOB = "raw_data_job"
+RAW_DATA_TIMEOUT_SECONDS = 600
+# How long the second upgrade holds the new code servers (an init container): the webserver and
+# the daemon, restarted by the same upgrade, come up while the old code servers still serve.
+HOLD_NEW_CODE_SERVERS_SECONDS = 60
 
 
 def test_eviction_of_another_projects_release_retried_from_asset_failure(acme_deployment: Deployment) -> None:
@@ -46,3 +62,77 @@ def test_eviction_of_another_projects_release_retried_from_asset_failure(acme_de
         f"fault -> group SUCCESS: {retry.end_time - fault_at:.1f}s; retry selection: {sorted(retry.asset_selection)}"
     )
     assert_group_exactly_once(acme_deployment, reference, group)
+
+
+def upgrade(deployment: Deployment, image: str, values_dir: Path, pod: dict | None = None) -> None:
+    """`helm upgrade --install --wait` (hack/up.sh's install step) to `image`, with the suite's
+    values and `pod` as codeLocation.pod; returns when helm does, as a user's upgrade would."""
+    values = image_values(image)
+    values["codeLocation"]["pod"] = pod or {}
+    path = values_dir / f"upgrade-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    run_up(deployment.cluster, deployment.namespace, "install", more_values=(path,))
+    # The upgrade replaced the webserver's pods: the next request forwards to a current one.
+    deployment.webserver.stop()
+
+
+def assert_runs_image(deployment: Deployment, run_ids: list[str], image: str) -> None:
+    for run_id in run_ids:
+        run = deployment.api.run(run_id)
+        assert run.tags.get("dagster/image") == image, (run_id, run.tags)
+        pods = deployment.run_pods(run_id)
+        assert pods, f"no pod of run {run_id}"
+        assert {c.image for p in pods for c in p.spec.containers} == {image}, run_id
+
+
+def started_at(pod: client.V1Pod) -> float:
+    (status,) = pod.status.container_statuses
+    return status.state.running.started_at.timestamp()
+
+
+def ready_at(pod: client.V1Pod) -> float:
+    (ready,) = [c for c in pod.status.conditions if c.type == "Ready"]
+    return ready.last_transition_time.timestamp()
+
+
+def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
+    acme_deployment: Deployment, tmp_path: Path
+) -> None:
+    deployment, api = acme_deployment, acme_deployment.api
+    example_image, acme_image = read_versions()["PROJECT_IMAGE"], read_versions()["ACME_PROJECT_IMAGE"]
+
+    # 1. To the example's image: its definitions, and a run launched at once runs its image.
+    upgrade(deployment, example_image, tmp_path)
+    wait_location_loaded(deployment)
+    jobs = api.job_names()
+    assert EXAMPLE_ONLY_JOB in jobs and ACME_RELEASE.job not in jobs, sorted(jobs)
+    run_id = api.launch_run(EXAMPLE_ONLY_JOB)
+    deployment.runs_to_save.append(run_id)
+    finished = wait_run_finished(api, run_id, RAW_DATA_TIMEOUT_SECONDS, f"{EXAMPLE_ONLY_JOB} after the upgrade")
+    assert finished.status == "SUCCESS", failure_messages(api, run_id)
+    assert_runs_image(deployment, [run_id], example_image)
+
+    # 2. Back to the project's image, its new code servers held until the webserver and the daemon
+    # run again: with one Service for every version they loaded the old server's definitions.
+    hold = {
+        "name": "hold",
+        "image": acme_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", str(HOLD_NEW_CODE_SERVERS_SECONDS)],
+    }
+    upgrade(deployment, acme_image, tmp_path, pod={"initContainers": [hold]})
+    code_ready = min(ready_at(p) for p in deployment.component_pods("code-location"))
+    for component in ("webserver", "daemon"):
+        pods = deployment.component_pods(component)
+        assert pods and all(started_at(p) < code_ready for p in pods), (
+            f"the {component} did not start before the new code servers were ready: the order was not forced"
+        )
+    wait_location_loaded(deployment)
+    jobs = api.job_names()
+    assert ACME_RELEASE.job in jobs and EXAMPLE_ONLY_JOB not in jobs, sorted(jobs)
+    # A release launched at once, evicted: the daemon's retry runs the image just deployed too.
+    parent_id = launch_and_reach_slow_model(deployment, ACME_RELEASE)
+    evict(deployment, running_run_pod(deployment, parent_id))
+    group = wait_one_retry_finished(api, parent_id)
+    assert [run.status for run in group] == ["FAILURE", "SUCCESS"], [(r.run_id, r.status) for r in group]
+    assert_runs_image(deployment, [run.run_id for run in group], acme_image)

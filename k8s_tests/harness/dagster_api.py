@@ -133,6 +133,17 @@ class DagsterApi:
                 return located.get("__typename") or entry["loadStatus"]
         return "absent"
 
+    def job_names(self) -> frozenset[str]:
+        """The jobs of the location as the webserver has it loaded."""
+        data = self.query(
+            "query ($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {"
+            " __typename ... on Repository { jobs { name } } ... on PythonError { message } } }",
+            selector={"repositoryLocationName": self.location, "repositoryName": REPOSITORY_NAME},
+        )["repositoryOrError"]
+        if data["__typename"] != "Repository":
+            raise GraphQLError(f"repository of {self.location}: {data}")
+        return frozenset(job["name"] for job in data["jobs"])
+
     # --- runs -----------------------------------------------------------------------------------
 
     def launch_run(self, job: str, tags: dict[str, str] | None = None, assets: list[str] | None = None) -> str:

@@ -47,6 +47,14 @@ class Rendered:
         )
         return found[0]
 
+    def component_service(self, component: str) -> dict[str, Any]:
+        """The one Service selecting a component's pods (the code location's is named per version)."""
+        found = [
+            d for d in self.of_kind("Service") if d["spec"]["selector"].get("app.kubernetes.io/component") == component
+        ]
+        assert len(found) == 1, f"expected one Service of component {component}, found {found}"
+        return found[0]
+
     def configmap_data(self, name_suffix: str) -> dict[str, str]:
         return self.one("ConfigMap", name_suffix)["data"]
 

@@ -143,7 +143,7 @@ def test_helm_test_pod_checks_graphql_and_grpc_health(render):
     assert "/graphql" in script and "/server_info" in script and "grpc-health-check" in script
     env = {v["name"]: v["value"] for v in pod["spec"]["containers"][0]["env"]}
     assert env["WEBSERVER_URL"] == f"http://{rendered.one('Service', '-webserver')['metadata']['name']}:80"
-    assert env["CODE_LOCATION_HOST"] == rendered.one("Service", "-code-location")["metadata"]["name"]
+    assert env["CODE_LOCATION_HOST"] == rendered.component_service("code-location")["metadata"]["name"]
     assert env["DO_NOT_TRACK"] == "1"
 
 

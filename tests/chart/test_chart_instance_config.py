@@ -125,7 +125,7 @@ def test_run_launcher_config(render, values_file):
 def test_workspace_points_at_the_code_location_service(render):
     rendered = render()
     workspace = yaml.safe_load(rendered.configmap_data("-workspace")["workspace.yaml"])
-    service = rendered.one("Service", "-code-location")
+    service = rendered.component_service("code-location")
     assert workspace == {
         "load_from": [
             {

@@ -6,6 +6,7 @@ import subprocess
 import tomllib
 
 import pytest
+import yaml
 from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
 
 from dagster_code.config import DEFAULT_SNAPSHOT_POOL
@@ -18,6 +19,7 @@ REQUIRED_LABELS = (
     "app.kubernetes.io/managed-by",
 )
 SELECTOR_LABELS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
+CODE_SERVER_ID_LABEL = "dagster-dbt-k8s/code-server-id"
 DAGSTER_WORKLOADS = ("-webserver", "-daemon", "-code-location")
 
 
@@ -50,13 +52,16 @@ def test_every_object_has_the_app_kubernetes_io_labels(render, values_file):
 
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_selectors_use_name_instance_component_only(render, values_file):
+    """Workload selectors never change on upgrade; a Service adds only the code server id (one
+    Service per version of the code, see test_each_version_of_the_code_has_its_own_service)."""
     rendered = render(values_file)
     for doc in rendered.docs:
         if doc["kind"] in ("Deployment", "StatefulSet"):
             selector = doc["spec"]["selector"]["matchLabels"]
             template_labels = doc["spec"]["template"]["metadata"]["labels"]
         elif doc["kind"] == "Service":
-            selector = doc["spec"]["selector"]
+            selector = dict(doc["spec"]["selector"])
+            selector.pop(CODE_SERVER_ID_LABEL, None)
             template_labels = None
         else:
             continue
@@ -275,9 +280,9 @@ def test_existing_service_account_is_used_everywhere(render):
 def test_code_location_health_is_dagsters_grpc_health_check(render):
     container = render().one("Deployment", "-code-location")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][:8] == ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "3030", "-m"]
-    assert container["readinessProbe"]["exec"]["command"] == ["dagster", "api", "grpc-health-check", "-p", "3030"]
-    # What the CLI asks: grpc.health.v1 Check for the service "DagsterApi".
-    for probe in ("startupProbe", "livenessProbe"):
+    # What `dagster api grpc-health-check` asks: grpc.health.v1 Check for the service "DagsterApi",
+    # natively (no Python started by an exec probe).
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": 3030, "service": "DagsterApi"}, probe
     assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 180
 
@@ -315,6 +320,42 @@ def test_code_servers_share_one_id_that_changes_with_the_code(render):
     assert fixed_server_id(render(set_values={"codeLocation.replicas": "3"})) == default
     assert fixed_server_id(render(set_values={"codeLocation.image.tag": "0.1.1"})) != default
     assert fixed_server_id(render(set_values={"codeLocation.module": "other.definitions"})) != default
+
+
+def pod_template_checksum(rendered, suffix: str) -> str:
+    return rendered.one("Deployment", suffix)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_each_version_of_the_code_has_its_own_service(render):
+    """The webserver and the daemon load the location through a Service that selects only the
+    current version's code servers: after an upgrade none can answer them with an old server still
+    draining, whose definitions and image they would otherwise keep (the watch thread takes the id
+    it first reads as the loaded one's). A new version renames the Service, so the workspace changes
+    and both restart onto it."""
+    rendered = render()
+    server_id = fixed_server_id(rendered)
+    service = rendered.component_service("code-location")
+    pod_labels = rendered.one("Deployment", "-code-location")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"][CODE_SERVER_ID_LABEL] == server_id
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    workspace = yaml.safe_load(rendered.configmap_data("-workspace")["workspace.yaml"])
+    host = workspace["load_from"][0]["grpc_server"]["host"]
+    assert host == service["metadata"]["name"]
+    assert server_id[:10] in host
+
+    upgraded = render(set_values={"codeLocation.image.tag": "0.1.1"})
+    assert upgraded.component_service("code-location")["metadata"]["name"] != service["metadata"]["name"]
+    for suffix in ("-webserver", "-daemon"):
+        assert pod_template_checksum(upgraded, suffix) != pod_template_checksum(rendered, suffix), suffix
+    # What does not change the definitions keeps the Service (and restarts nothing).
+    scaled = render(set_values={"codeLocation.replicas": "3"})
+    assert scaled.component_service("code-location")["metadata"]["name"] == service["metadata"]["name"]
+
+
+def test_code_location_service_name_fits_a_dns_label(render):
+    long_name = render(set_values={"fullnameOverride": "a" * 63})
+    name = long_name.component_service("code-location")["metadata"]["name"]
+    assert len(name) <= 63 and name.startswith("a" * 40 + "-code-"), name
 
 
 def test_changing_a_pool_limit_restarts_nothing(render):

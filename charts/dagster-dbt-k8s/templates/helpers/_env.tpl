@@ -70,7 +70,10 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
 {{- end }}
 
 {{/* The code servers' shared id: changes with what the definitions are loaded from (the image, the
-     module, the ConfigMaps), so a real change still makes the webserver and the daemon reload. */}}
+     module, the location, dagster.yaml and the environment). It names the code servers' Service
+     too (codeLocationServiceName), so it cannot depend on the workspace, which names that Service. */}}
 {{- define "dagster-dbt-k8s.codeServerId" -}}
-{{- printf "%s\n%s\n%s" (include "dagster-dbt-k8s.projectImage" .) .Values.codeLocation.module (include "dagster-dbt-k8s.configChecksum" .) | sha256sum | trunc 32 }}
+{{- $location := printf "%s\n%s\n%v" .Values.codeLocation.module .Values.codeLocation.name .Values.codeLocation.port }}
+{{- $config := printf "%s\n---\n%s" (include "dagster-dbt-k8s.instanceYaml" .) (include "dagster-dbt-k8s.envConfigMapData" .) }}
+{{- printf "%s\n%s\n%s" (include "dagster-dbt-k8s.projectImage" .) $location $config | sha256sum | trunc 32 }}
 {{- end }}

@@ -41,10 +41,10 @@ annotation, env vars it sets, volume and container names it uses.
 {{- $root := index . 0 -}}
 {{- $path := index . 1 -}}
 {{- $extras := index . 2 | default dict -}}
-{{- $chartLabels := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "helm.sh/chart" }}
+{{- $chartLabels := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "helm.sh/chart" "dagster-dbt-k8s/code-server-id" }}
 {{- range $key, $_ := get $extras "podLabels" | default dict }}
 {{- if has $key $chartLabels }}
-{{- fail (printf "%s.podLabels.%s is set by the chart (selectors use the app.kubernetes.io labels): use another label" $path $key) }}
+{{- fail (printf "%s.podLabels.%s is set by the chart (its selectors use it): use another label" $path $key) }}
 {{- end }}
 {{- end }}
 {{- if hasKey (get $extras "podAnnotations" | default dict) "checksum/config" }}
