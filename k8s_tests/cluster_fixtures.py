@@ -18,13 +18,14 @@ from kubernetes import client, config
 
 from k8s_tests.harness.cluster import (
     ARTIFACTS_DIR,
+    ImageMissing,
     KindCluster,
     artifacts_dir_for,
+    built_image,
     connect_cluster,
     create_cluster,
     dump_artifacts,
     existing_clusters,
-    read_versions,
     tool,
 )
 
@@ -81,10 +82,10 @@ def namespace(request: pytest.FixtureRequest, core_v1: client.CoreV1Api) -> Iter
 @pytest.fixture(scope="session")
 def project_image(kind_cluster: KindCluster) -> str:
     """PROJECT_IMAGE (versions.env), loaded into the nodes. Fails, never skips, when absent."""
-    image = read_versions()["PROJECT_IMAGE"]
-    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60)
-    if found.returncode != 0:
-        pytest.fail(f"the project image {image} is not in the local Docker engine: build it with `make image`")
+    try:
+        image = built_image("PROJECT_IMAGE", "make image")
+    except ImageMissing as error:
+        pytest.fail(str(error))
     kind_cluster.load_image(image)
     return image
 

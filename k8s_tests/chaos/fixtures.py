@@ -13,7 +13,6 @@ Registered in k8s_tests/conftest.py with `pytest_plugins`.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import psycopg
@@ -23,7 +22,7 @@ from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NA
 from kubernetes import client
 
 from k8s_tests.harness.acme import ACME_SEEDS
-from k8s_tests.harness.cluster import KindCluster, artifacts_dir_for, dump_artifacts, read_versions
+from k8s_tests.harness.cluster import ImageMissing, KindCluster, artifacts_dir_for, built_image, dump_artifacts
 from k8s_tests.harness.deployment import (
     Deployment,
     connect,
@@ -77,9 +76,10 @@ def acme_deployment(
     by the same script and values in namespace ACME_NAMESPACE, healthy, its seeds loaded.
     Its namespace is deleted at the module's end (unless --keep-cluster): one Dagster instance at a
     time on the cores."""
-    image = read_versions()["ACME_PROJECT_IMAGE"]
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60).returncode != 0:
-        pytest.fail(f"{image} (ACME_PROJECT_IMAGE) is not in the local Docker engine: run `make k8s-test-images`")
+    try:
+        image = built_image("ACME_PROJECT_IMAGE", "make k8s-test-images")
+    except ImageMissing as error:
+        pytest.fail(str(error))
     values = tmp_path_factory.mktemp("acme-values") / "image-values.yaml"
     values.write_text(yaml.safe_dump(image_values(image)))
     namespace = ACME_NAMESPACE

@@ -42,6 +42,20 @@ def read_versions() -> dict[str, str]:
     return versions
 
 
+def built_image(versions_key: str, how: str) -> str:
+    """The image versions.env names under `versions_key`; ImageMissing, saying `how` to build it,
+    when the local Docker engine does not have it (the suites never build or pull one)."""
+    image = read_versions()[versions_key]
+    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60)
+    if found.returncode != 0:
+        raise ImageMissing(f"{image} ({versions_key}) is not in the local Docker engine: build it with `{how}`")
+    return image
+
+
+class ImageMissing(Exception):
+    pass
+
+
 def tool(name: str) -> str:
     """A tool the cluster scripts installed (pinned, in the cache), else the one on PATH."""
     cached = cache_dir() / "bin" / name
