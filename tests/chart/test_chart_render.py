@@ -368,3 +368,13 @@ def test_changing_a_pool_limit_restarts_nothing(render):
             before.one("Deployment", suffix)["spec"]["template"] == after.one("Deployment", suffix)["spec"]["template"]
         )
     assert before.one("Job", "-pools") != after.one("Job", "-pools")
+
+
+def test_chart_refuses_kubernetes_that_would_drop_pod_replacement_policy(helm):
+    """Before 1.29 the API server drops the run Jobs' podReplacementPolicy silently, and evicted
+    runs lose their UNEXPECTED_TERMINATION reason (chart README, design notes)."""
+    from chart_render import helm_template
+
+    refused = helm_template(helm, extra_args=["--kube-version", "1.28.15"])
+    assert refused.returncode != 0 and "kubeVersion" in refused.stderr, refused.stderr
+    assert helm_template(helm, extra_args=["--kube-version", "1.29.0"]).returncode == 0
