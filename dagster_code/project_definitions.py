@@ -44,7 +44,12 @@ def build_definitions(project: DbtProject) -> dg.Definitions:
     key_of = {unique_id: dg.AssetKey([node["name"]]) for unique_id, node in asset_nodes(manifest).items()}
     assets = build_dbt_assets(plan, project)
     if plan.release is not None:
-        assets += build_release_assets(plan.release, [key_of[unique_id] for unique_id in plan.release.promoted_tables])
+        code_versions = {key: version for asset in assets for key, version in asset.code_versions_by_key.items()}
+        assets += build_release_assets(
+            plan.release,
+            [key_of[unique_id] for unique_id in plan.release.promoted_tables],
+            {key_of[unique_id]: code_versions.get(key_of[unique_id]) for unique_id in plan.release.model_ids},
+        )
     project_defs = dg.Definitions(
         assets=assets,
         jobs=build_asset_jobs(plan, key_of),

@@ -13,9 +13,17 @@ calling the macros of the dbt package this project ships (dbt_blue_green/):
   them all in one transaction (on PostgreSQL) and records the release id in
   `green._release_log` inside that same transaction: a promotion replayed after a crash
   finds its id there and does nothing, so each release is promoted exactly once.
+
+A retry runs the code deployed when it starts, which may be newer than its parent's (a `helm
+upgrade` between a failure and its retry), while FROM_ASSET_FAILURE keeps every table the parent
+built. So before promoting, `release/green_promoted` compares the code version each release model
+was built with, in whichever run of the group built it, with the definitions it runs now: a
+release built by two versions of the code is refused, naming the models and both versions, and
+green stays as it was (`release_code_versions_differ`).
 """
 
 import json
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -26,9 +34,45 @@ from dagster_code.release_vars import release_id
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 
 RELEASE_GROUP = "release"
+CODE_VERSION_TAG = "dagster/code_version"
+ROOT_RUN_ID_TAG = "dagster/root_run_id"
 
 
-def build_release_assets(release: ReleasePlan, promoted_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+def built_code_versions(instance: dg.DagsterInstance, run_id: str, keys: Iterable[dg.AssetKey]) -> dict:
+    """{asset key: (run id, code version)} of the last materialization of each of `keys` in the
+    run group of `run_id` (the root run, its retries and re-executions)."""
+    wanted = set(keys)
+    run = instance.get_run_by_id(run_id)
+    root_id = run.root_run_id or run.tags.get(ROOT_RUN_ID_TAG) or run_id
+    group = {root_id, *(r.run_id for r in instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_ID_TAG: root_id})))}
+    in_order = instance.get_run_records(
+        dg.RunsFilter(run_ids=sorted(group)), order_by="create_timestamp", ascending=True
+    )
+    built = {}
+    for run_record in in_order:
+        group_run_id = run_record.dagster_run.run_id
+        events = instance.get_records_for_run(group_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        for record in events.records:
+            materialization = record.event_log_entry.asset_materialization
+            if materialization is not None and materialization.asset_key in wanted:
+                built[materialization.asset_key] = (group_run_id, (materialization.tags or {}).get(CODE_VERSION_TAG))
+    return built
+
+
+def release_code_versions_differ(built: Mapping, current: Mapping[dg.AssetKey, str | None]) -> dict[str, str]:
+    """{model: what differs} for each release model built by other code than `current` holds
+    (where both versions are known)."""
+    return {
+        key.to_user_string(): f"built by code version {version} in run {run_id}, now {current[key]}"
+        for key, (run_id, version) in sorted(built.items())
+        if version is not None and current.get(key) is not None and version != current[key]
+    }
+
+
+def build_release_assets(
+    release: ReleasePlan, promoted_keys: list[dg.AssetKey], model_code_versions: Mapping[dg.AssetKey, str | None]
+) -> list[dg.AssetsDefinition]:
+    """`model_code_versions`: every release model's code version in these definitions."""
     tables = sorted(release.promoted_tables.values())
 
     def operation_args(context: dg.AssetExecutionContext) -> str:
@@ -43,6 +87,18 @@ def build_release_assets(release: ReleasePlan, promoted_keys: list[dg.AssetKey])
     @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=promoted_keys, kinds={"dbt"})
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
+        built = built_code_versions(context.instance, context.run_id, model_code_versions)
+        differ = release_code_versions_differ(built, model_code_versions)
+        if differ:
+            raise dg.Failure(
+                description=(
+                    f"Release {release_id(context.run)} was built by two versions of the code (deployed between a "
+                    "run and its retry): not promoted, green is unchanged.\n"
+                    + "\n".join(f"{model}: {what}" for model, what in differ.items())
+                    + f"\nLaunch {release.job_name} again: a new run builds every model with the code deployed now."
+                ),
+                metadata={"models": sorted(differ)},
+            )
         run_dbt(context, dbt, ["run-operation", "promote_blue_to_green", "--args", operation_args(context)])
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 

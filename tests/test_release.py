@@ -1,11 +1,18 @@
 """Blue/green releases on a real PostgreSQL: a clean release promotes every mart at once; a
 failing test leaves green exactly as it was."""
 
+import shutil
+import subprocess
 from decimal import Decimal
 
+import dagster as dg
 import psycopg
+from dagster_dbt import DbtProject
 from example_extras import raw_data
 
+from dagster_code.project_definitions import build_definitions
+from dagster_code.translator import GREEN_PROMOTED_KEY
+from tests.conftest import DBT_PROJECT_DIR
 from tests.support import (
     BLUE,
     GREEN,
@@ -119,3 +126,47 @@ def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse
     assert [release for release, _ in release_log(warehouse)] == [result.run_id]
     assert schema_contents(warehouse, GREEN) == green_before
     assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
+
+
+def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(defs, warehouse, instance, tmp_path):
+    """A retry runs the code deployed when it starts. When a staging model's SQL changed between the
+    parent (which built the release and stopped before promoting, as an evicted run does) and its
+    retry, FROM_ASSET_FAILURE keeps the parent's tables: the promotion refuses, naming the model and
+    both versions, and green keeps the release before."""
+    load_raw(warehouse)
+    before = run_job(defs, "release_job", instance)
+    assert before.success
+    green_before = schema_contents(warehouse, GREEN)
+    release_job = defs.resolve_job_def("release_job")
+    built_keys = set(release_job.asset_layer.executable_asset_keys) - {GREEN_PROMOTED_KEY}
+    parent = release_job.execute_in_process(instance=instance, asset_selection=list(built_keys), raise_on_error=False)
+    assert parent.success
+
+    # The code deployed before the retry: stg_shop__orders's SQL changed.
+    changed = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
+    model = changed / "models" / "staging" / "stg_shop__orders.sql"
+    model.write_text(model.read_text() + "\n-- changed by the next deployment\n")
+    subprocess.run(
+        ["dbt", "parse", "--project-dir", str(changed), "--profiles-dir", str(changed)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    new_defs = build_definitions(DbtProject(project_dir=changed, profiles_dir=changed, target="postgres"))
+    retry = new_defs.resolve_job_def("release_job").execute_in_process(
+        instance=instance,
+        asset_selection=[GREEN_PROMOTED_KEY],
+        tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
+        raise_on_error=False,
+    )
+
+    assert not retry.success
+    (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "two versions of the code" in message and "Launch release_job again" in message, message
+    changed_lines = [line for line in message.splitlines() if "built by code version" in line]
+    assert [line.split(":")[0] for line in changed_lines] == ["stg_shop__orders"], message
+    assert parent.run_id in changed_lines[0]
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert [release for release, _ in release_log(warehouse)] == [before.run_id]
