@@ -85,6 +85,15 @@ def assert_runs_image(deployment: Deployment, run_ids: list[str], image: str) ->
         assert {c.image for p in pods for c in p.spec.containers} == {image}, run_id
 
 
+def assert_definitions_of(deployment: Deployment, example: bool) -> None:
+    """The webserver has the example's definitions (its raw-data job; a release job without the
+    project's paused model) or the project's (no raw-data job; that model in its release)."""
+    jobs = deployment.api.job_names()
+    assert (EXAMPLE_ONLY_JOB in jobs) == example, sorted(jobs)
+    release_assets = deployment.api.job_asset_keys(ACME_RELEASE.job)
+    assert (ACME_RELEASE.paused_model in release_assets) == (not example), sorted(release_assets)
+
+
 def started_at(pod: client.V1Pod) -> float:
     (status,) = pod.status.container_statuses
     return status.state.running.started_at.timestamp()
@@ -104,8 +113,7 @@ def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
     # 1. To the example's image: its definitions, and a run launched at once runs its image.
     upgrade(deployment, example_image, tmp_path)
     wait_location_loaded(deployment)
-    jobs = api.job_names()
-    assert EXAMPLE_ONLY_JOB in jobs and ACME_RELEASE.job not in jobs, sorted(jobs)
+    assert_definitions_of(deployment, example=True)
     run_id = api.launch_run(EXAMPLE_ONLY_JOB)
     deployment.runs_to_save.append(run_id)
     finished = wait_run_finished(api, run_id, RAW_DATA_TIMEOUT_SECONDS, f"{EXAMPLE_ONLY_JOB} after the upgrade")
@@ -121,15 +129,18 @@ def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
         "command": ["sleep", str(HOLD_NEW_CODE_SERVERS_SECONDS)],
     }
     upgrade(deployment, acme_image, tmp_path, pod={"initContainers": [hold]})
-    code_ready = min(ready_at(p) for p in deployment.component_pods("code-location"))
+    # The new version's code servers (an old one may not have begun terminating yet).
+    code_servers = deployment.component_pods("code-location")
+    new_code_servers = [p for p in code_servers if p.spec.containers[0].image == acme_image]
+    assert new_code_servers, "no code server of the new version"
+    code_ready = min(ready_at(p) for p in new_code_servers)
     for component in ("webserver", "daemon"):
         pods = deployment.component_pods(component)
         assert pods and all(started_at(p) < code_ready for p in pods), (
             f"the {component} did not start before the new code servers were ready: the order was not forced"
         )
     wait_location_loaded(deployment)
-    jobs = api.job_names()
-    assert ACME_RELEASE.job in jobs and EXAMPLE_ONLY_JOB not in jobs, sorted(jobs)
+    assert_definitions_of(deployment, example=False)
     # A release launched at once, evicted: the daemon's retry runs the image just deployed too.
     parent_id = launch_and_reach_slow_model(deployment, ACME_RELEASE)
     evict(deployment, running_run_pod(deployment, parent_id))
