@@ -51,8 +51,8 @@ def built_code_versions(instance: dg.DagsterInstance, run_id: str, keys: Iterabl
     built = {}
     for run_record in in_order:
         group_run_id = run_record.dagster_run.run_id
-        events = instance.get_records_for_run(group_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        for record in events.records:
+        recorded = instance.get_records_for_run(group_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        for record in recorded.records:
             materialization = record.event_log_entry.asset_materialization
             if materialization is not None and materialization.asset_key in wanted:
                 built[materialization.asset_key] = (group_run_id, (materialization.tags or {}).get(CODE_VERSION_TAG))
