@@ -30,26 +30,23 @@ from dagster_dbt import DbtCliResource
 
 from dagster_code.dbt_cli import run_dbt
 from dagster_code.nodes import ReleasePlan
-from dagster_code.release_vars import release_id
+from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 
 RELEASE_GROUP = "release"
 CODE_VERSION_TAG = "dagster/code_version"
-ROOT_RUN_ID_TAG = "dagster/root_run_id"
 
 
-def built_code_versions(instance: dg.DagsterInstance, run_id: str, keys: Iterable[dg.AssetKey]) -> dict:
+def built_code_versions(instance: dg.DagsterInstance, release: str, keys: Iterable[dg.AssetKey]) -> dict:
     """{asset key: (run id, code version)} of the last materialization of each of `keys` in the
-    run group of `run_id` (the root run, its retries and re-executions)."""
+    runs of `release` (its root run, and the retries and re-executions tagged with it as root)."""
     wanted = set(keys)
-    run = instance.get_run_by_id(run_id)
-    root_id = run.root_run_id or run.tags.get(ROOT_RUN_ID_TAG) or run_id
-    group = {root_id, *(r.run_id for r in instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_ID_TAG: root_id})))}
-    in_order = instance.get_run_records(
-        dg.RunsFilter(run_ids=sorted(group)), order_by="create_timestamp", ascending=True
-    )
+    group = [
+        *instance.get_run_records(dg.RunsFilter(run_ids=[release])),
+        *instance.get_run_records(dg.RunsFilter(tags={ROOT_RUN_ID_TAG: release})),
+    ]
     built = {}
-    for run_record in in_order:
+    for run_record in sorted(group, key=lambda record: record.create_timestamp):
         group_run_id = run_record.dagster_run.run_id
         recorded = instance.get_records_for_run(group_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         for record in recorded.records:
@@ -87,7 +84,7 @@ def build_release_assets(
     @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=promoted_keys, kinds={"dbt"})
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
-        built = built_code_versions(context.instance, context.run_id, model_code_versions)
+        built = built_code_versions(context.instance, release_id(context.run), model_code_versions)
         differ = release_code_versions_differ(built, model_code_versions)
         if differ:
             raise dg.Failure(
