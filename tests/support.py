@@ -5,10 +5,13 @@ add a warehouse helper here rather than beside a test."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 import psycopg
+from dagster_dbt import DbtProject
 from example_extras import raw_data
 
 GREEN = "green"
@@ -24,6 +27,17 @@ def load_raw(conninfo: str, seed: int = 42, size: int = 1) -> raw_data.RawData:
     data = raw_data.generate(seed=seed, size=size)
     raw_data.load(conninfo, data)
     return data
+
+
+def parsed_project(project_dir: Path) -> DbtProject:
+    """A copy of a dbt project, parsed by dbt as the image build does (its manifest in target/)."""
+    subprocess.run(
+        ["dbt", "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="postgres")
 
 
 def run_job(

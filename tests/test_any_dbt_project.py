@@ -3,9 +3,7 @@ a configured one (tests/dbt_projects/acme: hourly and monthly microbatch models,
 regular incremental model, snapshots in two pools, a release of three marts, a package vendored
 under dbt_packages/). Definitions load, and a full build succeeds on the real PostgreSQL."""
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +12,7 @@ from dagster_dbt import DbtProject
 
 from dagster_code.project_definitions import build_definitions
 from tests.conftest import REPO_ROOT
-from tests.support import query, run_job, table_exists
+from tests.support import parsed_project, query, run_job, table_exists
 
 PROJECTS = Path(__file__).parent / "dbt_projects"
 BLUE_GREEN_PACKAGE = REPO_ROOT / "dagster_code" / "dbt_blue_green"
@@ -26,13 +24,7 @@ def prepared_project(name: str, tmp_path: Path) -> DbtProject:
     shutil.copytree(PROJECTS / name, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
     if (project_dir / "packages.yml").exists():
         shutil.copytree(BLUE_GREEN_PACKAGE, project_dir / "dbt_packages" / "dagster_blue_green")
-    subprocess.run(
-        ["dbt", "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-        env=dict(os.environ),
-        check=True,
-        capture_output=True,
-    )
-    return DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="postgres")
+    return parsed_project(project_dir)
 
 
 def groups_of(defs: dg.Definitions) -> dict[str, str]:

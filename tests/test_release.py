@@ -2,12 +2,10 @@
 failing test leaves green exactly as it was."""
 
 import shutil
-import subprocess
 from decimal import Decimal
 
 import dagster as dg
 import psycopg
-from dagster_dbt import DbtProject
 from example_extras import raw_data
 
 from dagster_code.project_definitions import build_definitions
@@ -20,6 +18,7 @@ from tests.support import (
     green_release_ids,
     load_raw,
     materialized_keys_of_result,
+    parsed_project,
     query,
     release_log,
     run_job,
@@ -147,13 +146,7 @@ def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(defs,
     shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
     model = changed / "models" / "staging" / "stg_shop__orders.sql"
     model.write_text(model.read_text() + "\n-- changed by the next deployment\n")
-    subprocess.run(
-        ["dbt", "parse", "--project-dir", str(changed), "--profiles-dir", str(changed)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    new_defs = build_definitions(DbtProject(project_dir=changed, profiles_dir=changed, target="postgres"))
+    new_defs = build_definitions(parsed_project(changed))
     retry = new_defs.resolve_job_def("release_job").execute_in_process(
         instance=instance,
         asset_selection=[GREEN_PROMOTED_KEY],
