@@ -17,6 +17,9 @@ from k8s_tests.harness.cluster import wait_until
 POD_TIMEOUT_SECONDS = 180
 READY_TIMEOUT_SECONDS = 300
 EVICTION_GRACE_SECONDS = 30
+# How long a client may find a Service with a ready endpoint still refusing connections, while
+# kube-proxy on its node has not yet written the rules.
+KUBE_PROXY_SYNC_SECONDS = 30
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
@@ -85,6 +88,29 @@ def wait_running(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
     wait_until(f"pod {namespace}/{name} to be Running and ready", running, POD_TIMEOUT_SECONDS)
 
 
+def wait_service_endpoint(
+    k8s_client: client.ApiClient, core_v1: client.CoreV1Api, namespace: str, service: str, pod: str
+) -> None:
+    """Waits until the Service's EndpointSlices list the pod's IP as ready."""
+    pod_ip = core_v1.read_namespaced_pod(pod, namespace).status.pod_ip
+    discovery = client.DiscoveryV1Api(k8s_client)
+
+    def listed() -> tuple[bool, str]:
+        slices = discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}"
+        ).items
+        ready = {
+            address
+            for endpoint_slice in slices
+            for endpoint in endpoint_slice.endpoints or []
+            if endpoint.conditions and endpoint.conditions.ready
+            for address in endpoint.addresses
+        }
+        return pod_ip in ready, f"ready endpoints {sorted(ready)}"
+
+    wait_until(f"Service {namespace}/{service} to list pod {pod} ({pod_ip}) as ready", listed, POD_TIMEOUT_SECONDS)
+
+
 def wait_deleted(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
     def gone() -> tuple[bool, str]:
         try:
@@ -133,7 +159,7 @@ def test_project_image_pod_runs_to_completion(core_v1: client.CoreV1Api, namespa
 
 
 def test_pod_reaches_service_by_name(
-    core_v1: client.CoreV1Api, namespace: str, probe_image: str, project_image: str
+    k8s_client: client.ApiClient, core_v1: client.CoreV1Api, namespace: str, probe_image: str, project_image: str
 ) -> None:
     token = uuid.uuid4().hex
     server = pod_manifest(
@@ -154,21 +180,33 @@ def test_pod_reaches_service_by_name(
         },
     )
     wait_running(core_v1, namespace, "web")
+    wait_service_endpoint(k8s_client, core_v1, namespace, service="web", pod="web")
 
     # The client is the project's image: its glibc resolver, like the real workloads'. The short
-    # name goes through the pod's DNS search path; the long one is the Service's FQDN.
+    # name goes through the pod's DNS search path; the long one is the Service's FQDN. A ready
+    # endpoint reaches each node's kube-proxy asynchronously, and until it has written the rules
+    # the Service IP refuses connections (CI run 8 met that once): the client tries again for a
+    # bounded time and says how many attempts it took.
     client_script = f"""
-import socket, urllib.request
+import itertools, socket, time, urllib.request
 for host in ("web", "web.{namespace}.svc.cluster.local"):
     address = socket.gethostbyname(host)
-    body = urllib.request.urlopen(f"http://{{host}}/", timeout=5).read().decode().strip()
-    print(f"{{host}} -> {{address}}: {{body}}")
+    deadline = time.monotonic() + {KUBE_PROXY_SYNC_SECONDS}
+    for attempt in itertools.count(1):
+        try:
+            body = urllib.request.urlopen(f"http://{{host}}/", timeout=5).read().decode().strip()
+            break
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{{host}} ({{address}}) still unreachable after {{attempt}} attempts: {{error}}")
+            time.sleep(1)
+    print(f"{{host}} -> {{address}}: {{body}} (attempt {{attempt}})")
 """
     service_ip = core_v1.read_namespaced_service("web", namespace).spec.cluster_ip
     dns_client = pod_manifest("dns-client", project_image, "", container={"command": ["python", "-c", client_script]})
     log = run_to_completion(core_v1, namespace, dns_client)
-    assert f"web -> {service_ip}: {token}" in log
-    assert f"web.{namespace}.svc.cluster.local -> {service_ip}: {token}" in log
+    assert f"web -> {service_ip}: {token} (attempt" in log
+    assert f"web.{namespace}.svc.cluster.local -> {service_ip}: {token} (attempt" in log
 
 
 def test_default_storage_class_pvc_binds_and_keeps_data(
