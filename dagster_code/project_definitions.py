@@ -47,7 +47,7 @@ def build_definitions(project: DbtProject) -> dg.Definitions:
         code_versions = {key: version for asset in assets for key, version in asset.code_versions_by_key.items()}
         assets += build_release_assets(
             plan.release,
-            [key_of[unique_id] for unique_id in plan.release.promoted_tables],
+            {key_of[unique_id]: table for unique_id, table in plan.release.promoted_tables.items()},
             {key_of[unique_id]: code_versions.get(key_of[unique_id]) for unique_id in plan.release.model_ids},
         )
     project_defs = dg.Definitions(

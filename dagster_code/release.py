@@ -19,11 +19,14 @@ upgrade` between a failure and its retry), while FROM_ASSET_FAILURE keeps every 
 built. So before promoting, `release/green_promoted` compares the code version each release model
 was built with, in whichever run of the group built it, with the definitions it runs now: a
 release built by two versions of the code is refused, naming the models and both versions, and
-green stays as it was (`release_code_versions_differ`).
+green stays as it was (`release_code_versions_differ`). The promotion records, with the release id,
+what built each promoted table (`built_by`: model, code version, run, image), so a reader of a
+green table can check its provenance.
 """
 
 import json
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -35,11 +38,21 @@ from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 
 RELEASE_GROUP = "release"
 CODE_VERSION_TAG = "dagster/code_version"
+# Set by the Kubernetes run launcher on each run: the image its pod runs.
+IMAGE_TAG = "dagster/image"
 
 
-def built_code_versions(instance: dg.DagsterInstance, release: str, keys: Iterable[dg.AssetKey]) -> dict:
-    """{asset key: (run id, code version)} of the last materialization of each of `keys` in the
-    runs of `release` (its root run, and the retries and re-executions tagged with it as root)."""
+class BuiltBy(NamedTuple):
+    run_id: str
+    code_version: str | None
+    image: str | None
+
+
+def built_code_versions(
+    instance: dg.DagsterInstance, release: str, keys: Iterable[dg.AssetKey]
+) -> dict[dg.AssetKey, BuiltBy]:
+    """What built the last materialization of each of `keys` in the runs of `release` (its root
+    run, and the retries and re-executions tagged with it as root)."""
     wanted = set(keys)
     group = [
         *instance.get_run_records(dg.RunsFilter(run_ids=[release])),
@@ -47,33 +60,41 @@ def built_code_versions(instance: dg.DagsterInstance, release: str, keys: Iterab
     ]
     built = {}
     for run_record in sorted(group, key=lambda record: record.create_timestamp):
-        group_run_id = run_record.dagster_run.run_id
+        group_run = run_record.dagster_run
+        group_run_id = group_run.run_id
         recorded = instance.get_records_for_run(group_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         for record in recorded.records:
             materialization = record.event_log_entry.asset_materialization
             if materialization is not None and materialization.asset_key in wanted:
-                built[materialization.asset_key] = (group_run_id, (materialization.tags or {}).get(CODE_VERSION_TAG))
+                built[materialization.asset_key] = BuiltBy(
+                    group_run_id, (materialization.tags or {}).get(CODE_VERSION_TAG), group_run.tags.get(IMAGE_TAG)
+                )
     return built
 
 
-def release_code_versions_differ(built: Mapping, current: Mapping[dg.AssetKey, str | None]) -> dict[str, str]:
+def release_code_versions_differ(
+    built: Mapping[dg.AssetKey, BuiltBy], current: Mapping[dg.AssetKey, str | None]
+) -> dict[str, str]:
     """{model: what differs} for each release model built by other code than `current` holds
     (where both versions are known)."""
     return {
-        key.to_user_string(): f"built by code version {version} in run {run_id}, now {current[key]}"
-        for key, (run_id, version) in sorted(built.items())
-        if version is not None and current.get(key) is not None and version != current[key]
+        key.to_user_string(): f"built by code version {by.code_version} in run {by.run_id}, now {current[key]}"
+        for key, by in sorted(built.items())
+        if by.code_version is not None and current.get(key) is not None and by.code_version != current[key]
     }
 
 
 def build_release_assets(
-    release: ReleasePlan, promoted_keys: list[dg.AssetKey], model_code_versions: Mapping[dg.AssetKey, str | None]
+    release: ReleasePlan,
+    promoted_keys: Mapping[dg.AssetKey, str],
+    model_code_versions: Mapping[dg.AssetKey, str | None],
 ) -> list[dg.AssetsDefinition]:
-    """`model_code_versions`: every release model's code version in these definitions."""
-    tables = sorted(release.promoted_tables.values())
+    """`promoted_keys`: {asset key: table} of the promoted models; `model_code_versions`: every
+    release model's code version in these definitions."""
+    tables = sorted(promoted_keys.values())
 
-    def operation_args(context: dg.AssetExecutionContext) -> str:
-        return json.dumps({"release_id": release_id(context.run), "tables": tables})
+    def operation_args(context: dg.AssetExecutionContext, **more: object) -> str:
+        return json.dumps({"release_id": release_id(context.run), "tables": tables, **more})
 
     @dg.asset(key=BLUE_PREPARED_KEY, group_name=RELEASE_GROUP, kinds={"dbt"})
     def blue_prepared(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
@@ -81,7 +102,7 @@ def build_release_assets(
         run_dbt(context, dbt, ["run-operation", "clone_green_to_blue", "--args", operation_args(context)])
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
-    @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=promoted_keys, kinds={"dbt"})
+    @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=list(promoted_keys), kinds={"dbt"})
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
         built = built_code_versions(context.instance, release_id(context.run), model_code_versions)
@@ -96,7 +117,13 @@ def build_release_assets(
                 ),
                 metadata={"models": sorted(differ)},
             )
-        run_dbt(context, dbt, ["run-operation", "promote_blue_to_green", "--args", operation_args(context)])
+        built_by = {
+            table: {"model": key.to_user_string(), **built[key]._asdict()}
+            for key, table in promoted_keys.items()
+            if key in built
+        }
+        args = operation_args(context, built_by=built_by)
+        run_dbt(context, dbt, ["run-operation", "promote_blue_to_green", "--args", args])
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
     return [blue_prepared, green_promoted]

@@ -67,6 +67,21 @@ def test_clean_release_promotes_all_marts_in_one_release(defs, warehouse, instan
     assert {mart: ids for mart, ids in _release_ids(warehouse, BLUE).items()} == {
         mart: {first.run_id} for mart in MARTS
     }
+    # Provenance: what built each green table, recorded with the release that promoted it.
+    asset_graph = defs.resolve_asset_graph()
+    ((built_by,),) = query(
+        warehouse, f"select built_by from {GREEN}._release_log where release_id = %s", (second.run_id,)
+    )
+    assert built_by == {
+        mart: {
+            "model": mart,
+            "code_version": asset_graph.get(dg.AssetKey(mart)).code_version,
+            "run_id": second.run_id,
+            "image": None,
+        }
+        for mart in MARTS
+    }
+    assert all(by["code_version"] for by in built_by.values()), built_by
 
 
 def _release_ids(conninfo, schema):

@@ -8,15 +8,18 @@
     that hit after the commit) finds it and changes nothing. Swapping, not dropping, leaves
     the previous release in blue until the next release clones over it.
 
+    `built_by` ({table: {model, code_version, run_id, image}}) is recorded with the release id:
+    what built each promoted table, for a reader of green to check its provenance.
+
     Called by the Dagster asset `release/green_promoted`, which runs only after every model
     and every dbt test of the release succeeded.
 #}
-{% macro promote_blue_to_green(release_id, tables) %}
-    {{ return(adapter.dispatch('promote_blue_to_green', 'dagster_blue_green')(release_id, tables)) }}
+{% macro promote_blue_to_green(release_id, tables, built_by={}) %}
+    {{ return(adapter.dispatch('promote_blue_to_green', 'dagster_blue_green')(release_id, tables, built_by)) }}
 {% endmacro %}
 
 
-{% macro default__promote_blue_to_green(release_id, tables) %}
+{% macro default__promote_blue_to_green(release_id, tables, built_by) %}
     {{ exceptions.raise_compiler_error(
         "Blue/green releases are not implemented for the '" ~ adapter.type() ~ "' adapter: "
         ~ "add macros " ~ adapter.type() ~ "__clone_green_to_blue and "
@@ -25,7 +28,7 @@
 {% endmacro %}
 
 
-{% macro postgres__promote_blue_to_green(release_id, tables) %}
+{% macro postgres__promote_blue_to_green(release_id, tables, built_by) %}
     {% if execute %}
         {% set green = adapter.quote(var('green_schema', 'green')) %}
         {% set blue = adapter.quote(var('blue_schema', 'blue')) %}
@@ -41,6 +44,8 @@
                 promoted_at timestamptz not null default now(),
                 tables text[] not null
             );
+            -- A log created before provenance was recorded gains its column.
+            alter table {{ release_log }} add column if not exists built_by jsonb;
             -- Serializes promotions: a second one waits here, then sees the first's row.
             lock table {{ release_log }} in share row exclusive mode;
         {% endset %}
@@ -74,8 +79,12 @@
             alter table {{ scratch }}.{{ name }} set schema {{ blue }};
             {% endif %}
             {% endfor %}
-            insert into {{ release_log }} (release_id, tables)
-            values ('{{ release_id }}', array[{% for table in tables %}'{{ table }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]);
+            insert into {{ release_log }} (release_id, tables, built_by)
+            values (
+                '{{ release_id }}',
+                array[{% for table in tables %}'{{ table }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[],
+                '{{ tojson(built_by) | replace("'", "''") }}'::jsonb
+            );
             commit;
         {% endset %}
         {% do run_query(swap) %}
@@ -84,7 +93,7 @@
 {% endmacro %}
 
 
-{% macro snowflake__promote_blue_to_green(release_id, tables) %}
+{% macro snowflake__promote_blue_to_green(release_id, tables, built_by) %}
     {#
         Snowflake commits each DDL statement on its own, so tables swap one by one (each swap
         is atomic); the window of mixed releases that the PostgreSQL version closes remains.
@@ -97,6 +106,9 @@
         {% do run_query(
             "create table if not exists " ~ db ~ "." ~ green ~ "._release_log "
             ~ "(release_id varchar primary key, promoted_at timestamp_tz default current_timestamp(), tables array)"
+        ) %}
+        {% do run_query(
+            "alter table " ~ db ~ "." ~ green ~ "._release_log add column if not exists built_by variant"
         ) %}
         {% set already = run_query(
             "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = '" ~ release_id ~ "'"
@@ -117,8 +129,9 @@
             {% endif %}
         {% endfor %}
         {% do run_query(
-            "insert into " ~ db ~ "." ~ green ~ "._release_log (release_id, tables) select '"
-            ~ release_id ~ "', array_construct('" ~ tables | join("', '") ~ "')"
+            "insert into " ~ db ~ "." ~ green ~ "._release_log (release_id, tables, built_by) select '"
+            ~ release_id ~ "', array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
+            ~ tojson(built_by) | replace("'", "''") ~ "')"
         ) %}
         {% do log("Release " ~ release_id ~ ": promoted " ~ tables | join(", ") ~ " to green", info=True) %}
     {% endif %}
