@@ -2,13 +2,14 @@
 snapshot pool, one per partitioned model. Every step runs `dbt build` (models and their tests
 in one invocation) with the run's dbt vars."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from dagster_code.dbt_cli import stream_dbt_build
 from dagster_code.nodes import PartitionedModel, ProjectPlan, SnapshotPool
+from dagster_code.release import refuse_release_of_two_code_versions
 from dagster_code.release_vars import run_dbt_vars
 from dagster_code.translator import ProjectDbtTranslator
 
@@ -23,12 +24,19 @@ def _selection(manifest, unique_ids) -> str:
     return " ".join("fqn:" + ".".join(manifest["nodes"][unique_id]["fqn"]) for unique_id in sorted(unique_ids))
 
 
-def build_dbt_assets(plan: ProjectPlan, project: DbtProject) -> list[dg.AssetsDefinition]:
+def build_dbt_assets(
+    plan: ProjectPlan, project: DbtProject, release_code_versions: Mapping[dg.AssetKey, str | None]
+) -> list[dg.AssetsDefinition]:
+    """`release_code_versions`: every release model's code version (release.release_code_versions)."""
     manifest = plan.manifest
     translator = ProjectDbtTranslator(plan)
     with_release_id = plan.release is not None
 
     def dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
+        # A retry of a release that runs newer code than its parent stops before dbt changes
+        # anything: its new SQL could fail on what the parent built, or build on stale tables.
+        if plan.release is not None and context.run.job_name == plan.release.job_name:
+            refuse_release_of_two_code_versions(context, plan.release.job_name, release_code_versions)
         return run_dbt_vars(context.run, plan.config.vars_from_run_tags, with_release_id)
 
     excluded = [unique_id for pool in plan.snapshot_pools for unique_id in pool.unique_ids] + list(plan.partitioned)

@@ -15,7 +15,7 @@ from dagster_code.config import PROJECT_CONFIG_FILE, PlatformConfigError, load_p
 from dagster_code.dbt_cli import dbt_resource
 from dagster_code.jobs import build_asset_jobs, build_tests_schedules
 from dagster_code.nodes import asset_nodes, plan_project
-from dagster_code.release import build_release_assets
+from dagster_code.release import build_release_assets, release_code_versions
 
 # What a module named in dagster.yml's `python_modules` must define.
 PYTHON_MODULE_ATTRIBUTE = "defs"
@@ -42,13 +42,13 @@ def build_definitions(project: DbtProject) -> dg.Definitions:
     manifest = json.loads(project.manifest_path.read_text())
     plan = plan_project(manifest, project, load_project_config(project_dir))
     key_of = {unique_id: dg.AssetKey([node["name"]]) for unique_id, node in asset_nodes(manifest).items()}
-    assets = build_dbt_assets(plan, project)
+    model_code_versions = release_code_versions(plan, project) if plan.release is not None else {}
+    assets = build_dbt_assets(plan, project, model_code_versions)
     if plan.release is not None:
-        code_versions = {key: version for asset in assets for key, version in asset.code_versions_by_key.items()}
         assets += build_release_assets(
             plan.release,
             {key_of[unique_id]: table for unique_id, table in plan.release.promoted_tables.items()},
-            {key_of[unique_id]: code_versions.get(key_of[unique_id]) for unique_id in plan.release.model_ids},
+            model_code_versions,
         )
     project_defs = dg.Definitions(
         assets=assets,

@@ -29,12 +29,12 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
 
 from dagster_code.dbt_cli import run_dbt
-from dagster_code.nodes import ReleasePlan
+from dagster_code.nodes import ProjectPlan, ReleasePlan
 from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id
-from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
+from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY, ProjectDbtTranslator
 
 RELEASE_GROUP = "release"
 CODE_VERSION_TAG = "dagster/code_version"
@@ -84,13 +84,43 @@ def release_code_versions_differ(
     }
 
 
+def release_code_versions(plan: ProjectPlan, project: DbtProject) -> dict[dg.AssetKey, str | None]:
+    """{asset key: code version} of every release model, as the project's dbt assets define them."""
+    translator = ProjectDbtTranslator(plan)
+    specs = [
+        translator.get_asset_spec(plan.manifest, unique_id, project) for unique_id in sorted(plan.release.model_ids)
+    ]
+    return {spec.key: spec.code_version for spec in specs}
+
+
+def refuse_release_of_two_code_versions(
+    context: dg.AssetExecutionContext, job_name: str, current: Mapping[dg.AssetKey, str | None]
+) -> dict[dg.AssetKey, BuiltBy]:
+    """What built each release model so far, in whichever run of the release's group; raises,
+    naming the models and both versions, when any was built by other code than `current` (the
+    code versions of this run's definitions)."""
+    built = built_code_versions(context.instance, release_id(context.run), current)
+    differ = release_code_versions_differ(built, current)
+    if differ:
+        raise dg.Failure(
+            description=(
+                f"Release {release_id(context.run)} was built by two versions of the code (deployed between a "
+                "run and its retry): not promoted, green is unchanged.\n"
+                + "\n".join(f"{model}: {what}" for model, what in differ.items())
+                + f"\nLaunch {job_name} again: a new run builds every model with the code deployed now."
+            ),
+            metadata={"models": sorted(differ)},
+        )
+    return built
+
+
 def build_release_assets(
     release: ReleasePlan,
     promoted_keys: Mapping[dg.AssetKey, str],
     model_code_versions: Mapping[dg.AssetKey, str | None],
 ) -> list[dg.AssetsDefinition]:
     """`promoted_keys`: {asset key: table} of the promoted models; `model_code_versions`: every
-    release model's code version in these definitions."""
+    release model's (`release_code_versions`)."""
     tables = sorted(promoted_keys.values())
 
     def operation_args(context: dg.AssetExecutionContext, **more: object) -> str:
@@ -105,18 +135,7 @@ def build_release_assets(
     @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=list(promoted_keys), kinds={"dbt"})
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
-        built = built_code_versions(context.instance, release_id(context.run), model_code_versions)
-        differ = release_code_versions_differ(built, model_code_versions)
-        if differ:
-            raise dg.Failure(
-                description=(
-                    f"Release {release_id(context.run)} was built by two versions of the code (deployed between a "
-                    "run and its retry): not promoted, green is unchanged.\n"
-                    + "\n".join(f"{model}: {what}" for model, what in differ.items())
-                    + f"\nLaunch {release.job_name} again: a new run builds every model with the code deployed now."
-                ),
-                metadata={"models": sorted(differ)},
-            )
+        built = refuse_release_of_two_code_versions(context, release.job_name, model_code_versions)
         built_by = {
             table: {"model": key.to_user_string(), **built[key]._asdict()}
             for key, table in promoted_keys.items()

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import dagster as dg
 import psycopg
+import pytest
 from example_extras import raw_data
 
 from dagster_code.project_definitions import build_definitions
@@ -142,19 +143,33 @@ def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse
     assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
 
 
-def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(defs, warehouse, instance, tmp_path):
+@pytest.mark.parametrize(
+    ("retried", "refused_by"),
+    [
+        # The parent built every model and stopped before promoting: the promotion refuses.
+        ((), "release__green_promoted"),
+        # The parent stopped before the marts: the retry's dbt step refuses before dbt runs.
+        (MARTS, "dbt_models"),
+    ],
+    ids=["at-promotion", "before-dbt"],
+)
+def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(
+    defs, warehouse, instance, tmp_path, retried, refused_by
+):
     """A retry runs the code deployed when it starts. When a staging model's SQL changed between the
-    parent (which built the release and stopped before promoting, as an evicted run does) and its
-    retry, FROM_ASSET_FAILURE keeps the parent's tables: the promotion refuses, naming the model and
-    both versions, and green keeps the release before."""
+    parent (stopped by a fault, as an evicted run is) and its retry, FROM_ASSET_FAILURE keeps the
+    parent's tables: the retry refuses, naming the model and both versions, before it changes
+    anything, and green keeps the release before."""
     load_raw(warehouse)
     before = run_job(defs, "release_job", instance)
     assert before.success
     green_before = schema_contents(warehouse, GREEN)
     release_job = defs.resolve_job_def("release_job")
-    built_keys = set(release_job.asset_layer.executable_asset_keys) - {GREEN_PROMOTED_KEY}
+    retried_keys = {GREEN_PROMOTED_KEY, *(dg.AssetKey(model) for model in retried)}
+    built_keys = set(release_job.asset_layer.executable_asset_keys) - retried_keys
     parent = release_job.execute_in_process(instance=instance, asset_selection=list(built_keys), raise_on_error=False)
     assert parent.success
+    blue_before = schema_contents(warehouse, BLUE)
 
     # The code deployed before the retry: stg_shop__orders's SQL changed.
     changed = tmp_path / "dbt_project"
@@ -164,13 +179,16 @@ def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(defs,
     new_defs = build_definitions(parsed_project(changed))
     retry = new_defs.resolve_job_def("release_job").execute_in_process(
         instance=instance,
-        asset_selection=[GREEN_PROMOTED_KEY],
+        asset_selection=list(retried_keys),
         tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
         raise_on_error=False,
     )
 
     assert not retry.success
     (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == refused_by
+    assert retry.get_asset_materialization_events() == []
+    assert schema_contents(warehouse, BLUE) == blue_before
     message = failure.step_failure_data.user_failure_data.description
     assert "two versions of the code" in message and "Launch release_job again" in message, message
     changed_lines = [line for line in message.splitlines() if "built by code version" in line]
