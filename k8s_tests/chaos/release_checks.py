@@ -63,11 +63,13 @@ def reference_release(deployment: Deployment, project: ReleaseProject = EXAMPLE_
     return Reference(project=project, run=run, green=green, job_assets=job_assets)
 
 
-def launch_and_reach_slow_model(deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE) -> str:
-    """Launches a release whose paused model sleeps CHAOS_SLOW_MODEL_SECONDS; returns once the
-    assets built before it are materialized and checked (the window a fault must land in)."""
+def launch_and_reach_slow_model(
+    deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE, pause_seconds: int = CHAOS_SLOW_MODEL_SECONDS
+) -> str:
+    """Launches a release whose paused model sleeps `pause_seconds`; returns once the assets built
+    before it are materialized and checked (the window a fault must land in)."""
     api = deployment.api
-    parent_id = api.launch_run(project.job, {project.pause_tag: str(CHAOS_SLOW_MODEL_SECONDS)})
+    parent_id = api.launch_run(project.job, {project.pause_tag: str(pause_seconds)})
     deployment.runs_to_save.append(parent_id)
 
     def probe() -> tuple[bool, object]:

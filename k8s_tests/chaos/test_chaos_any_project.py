@@ -7,6 +7,13 @@ Issue 11 on the same install: `helm upgrade` to another image and back. After ea
 the webserver has the new image's definitions, and the runs it launches, and the retries the daemon
 creates, run the new image; the second upgrade forces the order in which stale definitions were
 seen (webserver and daemon up while the old code servers still serve).
+
+Issue 11 again: an upgrade between a release's failure and its retry, to acme's next version
+(k8s_tests/chaos/acme_next: stg_events' SQL changed, and fct_customer_events reads the change).
+The retry runs the new code beside the parent's tables built by the old: it must refuse before
+dbt changes anything, naming the model and both versions, and green must stay as it was; a new
+run of the release then builds and promotes everything with the new code, as green's provenance
+(`_release_log.built_by`) shows.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from kubernetes import client
 
@@ -29,7 +35,8 @@ from k8s_tests.harness.acme import ACME_RELEASE
 from k8s_tests.harness.cluster import read_versions
 from k8s_tests.harness.deployment import Deployment, image_values, run_up, wait_location_loaded
 from k8s_tests.harness.faults import evict, running_run_pod
-from k8s_tests.harness.release import failure_messages, wait_run_finished
+from k8s_tests.harness.release import failure_messages, run_release, wait_run_finished
+from tests.support import GREEN, query, release_log, schema_contents
 
 # The example's job that loads its raw data: in the example's image only.
 EXAMPLE_ONLY_JOB = "raw_data_job"
@@ -37,6 +44,12 @@ RAW_DATA_TIMEOUT_SECONDS = 600
 # How long the second upgrade holds the new code servers (an init container): the webserver and
 # the daemon, restarted by the same upgrade, come up while the old code servers still serve.
 HOLD_NEW_CODE_SERVERS_SECONDS = 60
+# The paused model of the release that an upgrade lands beside: long enough for `helm upgrade
+# --wait` to return while it sleeps; the eviction ends it.
+PAUSE_THROUGH_AN_UPGRADE_SECONDS = 900
+# What acme's next version changed (k8s_tests/chaos/acme_next): stg_events' SQL, and the paused
+# model reads its new column.
+CHANGED_MODEL, NEW_COLUMN = "stg_events", "weight"
 
 
 def test_eviction_of_another_projects_release_retried_from_asset_failure(acme_deployment: Deployment) -> None:
@@ -105,9 +118,6 @@ def ready_at(pod: client.V1Pod) -> float:
     return ready.last_transition_time.timestamp()
 
 
-# Not yet passed end to end (CI run 7 got through both upgrades and failed reading the evicted
-# parent's pod, which the eviction deletes; fixed above, unrun): `make k8s-test-full` only until it has.
-@pytest.mark.full_suite
 def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
     acme_deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -155,3 +165,57 @@ def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
     assert [run.status for run in group] == ["FAILURE", "SUCCESS"], [(r.run_id, r.status) for r in group]
     assert group[0].tags.get("dagster/image") == acme_image, group[0].tags
     assert_runs_image(deployment, [group[1].run_id], acme_image)
+
+
+def test_upgrade_between_failure_and_retry_refuses_the_release_then_a_new_run_promotes_one_version(
+    acme_deployment: Deployment, tmp_path: Path
+) -> None:
+    deployment, api = acme_deployment, acme_deployment.api
+    acme_image, next_image = read_versions()["ACME_PROJECT_IMAGE"], read_versions()["ACME_NEXT_PROJECT_IMAGE"]
+    warehouse = deployment.warehouse
+    green_before = schema_contents(warehouse, GREEN, ACME_RELEASE.marts)
+    log_before = release_log(warehouse)
+    assert log_before, "no release in green before the scenario"
+
+    # A release on acme's current image reaches its paused model; then the next version is deployed.
+    parent_id = launch_and_reach_slow_model(deployment, ACME_RELEASE, PAUSE_THROUGH_AN_UPGRADE_SECONDS)
+    parent_pod = running_run_pod(deployment, parent_id)
+    assert [c.image for c in parent_pod.spec.containers] == [acme_image]
+    run_up(deployment.cluster, deployment.namespace, "load", project_image=next_image)
+    upgrade(deployment, next_image, tmp_path)
+    wait_location_loaded(deployment)
+    assert not api.run(parent_id).finished, "the parent ended before the fault: raise PAUSE_THROUGH_AN_UPGRADE_SECONDS"
+    evict(deployment, parent_pod)
+
+    group = wait_one_retry_finished(api, parent_id)
+    parent, retry = group
+    assert [parent.status, retry.status] == ["FAILURE", "FAILURE"], [(r.run_id, r.status) for r in group]
+    assert parent.tags.get("dagster/failure_reason") == "UNEXPECTED_TERMINATION", parent.tags
+    assert retry.tags.get("dagster/image") == next_image, retry.tags
+    # Refused before dbt ran: nothing materialized, the message names the model and both versions.
+    assert api.materializations(retry.run_id) == {}, api.materializations(retry.run_id)
+    message = failure_messages(api, retry.run_id)
+    assert "was built by two versions of the code" in message, message
+    assert f"Launch {ACME_RELEASE.job} again" in message, message
+    changed = [line for line in message.splitlines() if " built by code version " in line]
+    assert [line.split(":")[0] for line in changed] == [CHANGED_MODEL], message
+    assert parent_id in changed[0], message
+    assert schema_contents(warehouse, GREEN, ACME_RELEASE.marts) == green_before
+    assert release_log(warehouse) == log_before
+
+    # What the message asks for: a new run builds and promotes every model with the new code.
+    again = run_release(api, ACME_RELEASE.job)
+    deployment.runs_to_save.append(again.run_id)
+    assert again.status == "SUCCESS", failure_messages(api, again.run_id)
+    assert_runs_image(deployment, [again.run_id], next_image)
+    ((built_by,),) = query(
+        warehouse, f"select built_by from {GREEN}._release_log where release_id = %s", (again.run_id,)
+    )
+    assert set(built_by) == set(ACME_RELEASE.marts), built_by
+    assert {(by["run_id"], by["image"]) for by in built_by.values()} == {(again.run_id, next_image)}, built_by
+    columns = query(
+        warehouse,
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+        (GREEN, ACME_RELEASE.paused_model),
+    )
+    assert (NEW_COLUMN,) in columns, columns

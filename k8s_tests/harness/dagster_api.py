@@ -216,6 +216,7 @@ class DagsterApi:
                          ... on MessageEvent { message timestamp level stepKey }
                          ... on MaterializationEvent { assetKey { path } }
                          ... on StepEvent { stepKey }
+                         ... on ExecutionStepFailureEvent { failureMetadata { description } }
                        } }
                        ... on PythonError { message }
                      } }""",

@@ -77,12 +77,14 @@ def run_release(api: DagsterApi, job: str, tags: dict[str, str] | None = None) -
 
 
 def failure_messages(api: DagsterApi, run_id: str) -> str:
-    return "\n".join(
-        event.get("message", "")[:2000]
-        for event in api.events(run_id)
-        if event["__typename"] in {"ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent"}
-        and event.get("level") in {"ERROR", "CRITICAL"}
-    )
+    """The run's error messages, each with the description a step's `dagster.Failure` gave."""
+    texts = []
+    for event in api.events(run_id):
+        failure = event["__typename"] in {"ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent"}
+        if failure and event.get("level") in {"ERROR", "CRITICAL"}:
+            description = (event.get("failureMetadata") or {}).get("description")
+            texts.append("\n".join(filter(None, [event.get("message"), description]))[:2000])
+    return "\n".join(texts)
 
 
 def materialization_counts(api: DagsterApi, runs: list[Run]) -> Counter[str]:
