@@ -8,6 +8,11 @@ import pytest
 import yaml
 from chart_render import helm_template
 
+# A valid Ingress and external server, which the cases below break one key at a time.
+INGRESS: dict[str, Any] = {"enabled": True, "hosts": [{"host": "dagster.example.com"}]}
+EXTERNAL_SERVER: dict[str, Any] = {"host": "db.example.internal", "existingSecret": "dagster-db"}
+EXTERNAL_POSTGRESQL: dict[str, Any] = {"postgresql": {"enabled": False}}
+
 # (id, values file content, text the error must contain: it names the key)
 BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-top-level-key", {"webserver": {"replicas": 2}}, "at '': additional properties 'webserver' not allowed"),
@@ -269,6 +274,104 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"additionalInstanceConfig": ["retention"]},
         "at '/additionalInstanceConfig': got array, want object",
     ),
+    (
+        "additional-instance-config-replaces-the-run-coordinator",
+        {"additionalInstanceConfig": {"run_coordinator": {"class": "DefaultRunCoordinator"}}},
+        "additionalInstanceConfig.run_coordinator: the chart owns this section of dagster.yaml",
+    ),
+    (
+        "additional-instance-config-adds-a-legacy-event-log-storage",
+        {"additionalInstanceConfig": {"event_log_storage": {"module": "dagster._core.storage.event_log"}}},
+        "additionalInstanceConfig.event_log_storage: the chart owns this section of dagster.yaml",
+    ),
+    (
+        "additional-instance-config-lifts-the-run-limit",
+        {"additionalInstanceConfig": {"concurrency": {"runs": {"max_concurrent_runs": -1}}}},
+        "additionalInstanceConfig.concurrency.runs.max_concurrent_runs: the chart sets this key",
+    ),
+    (
+        "ingress-enabled-without-hosts",
+        {"dagsterWebserver": {"ingress": {"enabled": True}}},
+        "dagsterWebserver.ingress.hosts: list at least one host when dagsterWebserver.ingress.enabled is true",
+    ),
+    (
+        "ingress-tls-without-secret-name",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "tls": [{"hosts": ["dagster.example.com"]}]}}},
+        "at '/dagsterWebserver/ingress/tls/0': missing property 'secretName'",
+    ),
+    (
+        "ingress-tls-without-hosts",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "tls": [{"secretName": "dagster-tls"}]}}},
+        "at '/dagsterWebserver/ingress/tls/0': missing property 'hosts'",
+    ),
+    (
+        "ingress-tls-for-a-host-not-served",
+        {
+            "dagsterWebserver": {
+                "ingress": {**INGRESS, "tls": [{"secretName": "dagster-tls", "hosts": ["other.example.com"]}]}
+            }
+        },
+        "dagsterWebserver.ingress.tls[0].hosts: other.example.com is not one of dagsterWebserver.ingress.hosts",
+    ),
+    (
+        "ingress-host-listed-twice",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "hosts": INGRESS["hosts"] * 2}}},
+        "dagsterWebserver.ingress.hosts[1].host: dagster.example.com is listed twice",
+    ),
+    (
+        "ingress-host-is-a-url",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "hosts": [{"host": "https://dagster.example.com"}]}}},
+        "at '/dagsterWebserver/ingress/hosts/0/host': 'https://dagster.example.com' does not match pattern",
+    ),
+    (
+        "ingress-host-given-as-a-string",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "hosts": ["dagster.example.com"]}}},
+        "at '/dagsterWebserver/ingress/hosts/0': got string, want object",
+    ),
+    (
+        "ingress-path-not-absolute",
+        {
+            "dagsterWebserver": {
+                "ingress": {**INGRESS, "hosts": [{"host": "dagster.example.com", "paths": [{"path": "dagster"}]}]}
+            }
+        },
+        "at '/dagsterWebserver/ingress/hosts/0/paths/0/path': 'dagster' does not match pattern '^/'",
+    ),
+    (
+        "ingress-unknown-path-type",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "pathType": "prefix"}}},
+        "at '/dagsterWebserver/ingress/pathType': value must be one of 'Prefix', 'Exact', 'ImplementationSpecific'",
+    ),
+    (
+        "ingress-misspelt-key",
+        {"dagsterWebserver": {"ingress": {**INGRESS, "ingressClassName": "nginx"}}},
+        "at '/dagsterWebserver/ingress': additional properties 'ingressClassName' not allowed",
+    ),
+    (
+        "external-postgresql-params-with-a-password",
+        {**EXTERNAL_POSTGRESQL, "externalPostgresql": {**EXTERNAL_SERVER, "params": {"password": "s3cret"}}},
+        "externalPostgresql.params.password: the server, port, user and database come from the chart's own keys",
+    ),
+    (
+        "external-postgresql-params-with-a-host",
+        {**EXTERNAL_POSTGRESQL, "externalPostgresql": {**EXTERNAL_SERVER, "params": {"host": "other"}}},
+        "externalPostgresql.params.host: the server, port, user and database come from the chart's own keys",
+    ),
+    (
+        "external-postgresql-params-name-not-libpq",
+        {**EXTERNAL_POSTGRESQL, "externalPostgresql": {**EXTERNAL_SERVER, "params": {"SSL-Mode": "require"}}},
+        "externalPostgresql.params.SSL-Mode: a libpq parameter name is lowercase letters, digits and _",
+    ),
+    (
+        "external-postgresql-params-nested-map",
+        {**EXTERNAL_POSTGRESQL, "externalPostgresql": {**EXTERNAL_SERVER, "params": {"options": {"a": "b"}}}},
+        "at '/externalPostgresql/params/options': got object, want boolean or integer or string",
+    ),
+    (
+        "warehouse-params-with-a-database",
+        {"warehouse": {"postgres": {"params": {"dbname": "other"}}}},
+        "warehouse.postgres.params.dbname: the server, port, user and database come from the chart's own keys",
+    ),
 ]
 
 
@@ -295,6 +398,20 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
             "externalPostgresql": {"host": "db", "existingSecret": "db"},
         },
         "existing-service-account": {"serviceAccount": {"create": False, "name": "dagster-runs"}},
+        "ingress": {
+            "dagsterWebserver": {
+                "ingress": {
+                    **INGRESS,
+                    "hosts": [{"host": "dagster.example.com", "paths": [{"path": "/dagster"}]}],
+                    "tls": [{"secretName": "dagster-tls", "hosts": ["dagster.example.com"]}],
+                }
+            }
+        },
+        "external-postgresql-params": {
+            **EXTERNAL_POSTGRESQL,
+            "externalPostgresql": {**EXTERNAL_SERVER, "params": {"sslmode": "require", "connect_timeout": 10}},
+            "warehouse": {"postgres": {"params": {"sslrootcert": "/etc/ssl/certs/ca.crt"}}},
+        },
         "pod-extras": {
             "podDefaults": {
                 "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "dagster"}],

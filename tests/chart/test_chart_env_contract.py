@@ -89,6 +89,10 @@ def expected_contract(
             "DBT_PG_USER": wpg["user"] or dagster_db["DAGSTER_PG_USER"],
             "DBT_PG_DATABASE": wpg["database"],
         }
+        # libpq parameters: Dagster's external server's while dbt uses that server, then the warehouse's.
+        params = {} if wpg["host"] or pg["enabled"] else dict(external["params"])
+        params |= wpg["params"]
+        plain |= {f"DBT_PG_{name.upper()}": str(value) for name, value in params.items()}
         secrets["DBT_PG_PASSWORD"] = (
             (wpg["existingSecret"], wpg["passwordKey"]) if wpg["existingSecret"] else dagster_secret
         )

@@ -38,7 +38,10 @@ def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp
     assert config["run_coordinator"]["class"] == QueuedRunCoordinator.__name__
     assert config["run_launcher"]["class"] == K8sRunLauncher.__name__
 
-    # The storage reads every connection setting, the password included, from the env.
+    # The storage reads every connection setting, the password included, from the env; an
+    # external server's libpq parameters are the only literal values.
+    values = load_values(values_file)
+    params = {} if values["postgresql"]["enabled"] else values["externalPostgresql"]["params"]
     postgres_db = config["storage"]["postgres"]["postgres_db"]
     assert postgres_db == {
         "hostname": {"env": "DAGSTER_PG_HOST"},
@@ -46,12 +49,14 @@ def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp
         "username": {"env": "DAGSTER_PG_USER"},
         "password": {"env": "DAGSTER_PG_PASSWORD"},
         "db_name": {"env": "DAGSTER_PG_DB"},
+        **({"params": params} if params else {}),
     }
     for name, value in DB_ENV.items():
         monkeypatch.setenv(name, value)
     result = process_config(PostgresEventLogStorage.config_type(), {"postgres_db": postgres_db})
     assert result.success, result.errors
     assert result.value["postgres_db"]["password"] == DB_ENV["DAGSTER_PG_PASSWORD"]
+    assert result.value["postgres_db"]["params"] == params
 
 
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)

@@ -73,3 +73,47 @@ to by name and key only; no password is ever rendered outside a Secret.
 {{- end }}
 {{- $databases | uniq | join " " }}
 {{- end }}
+
+{{/*
+libpq parameters of Dagster's server, as JSON: externalPostgresql.params with an external
+server, none for the embedded one.
+*/}}
+{{- define "dagster-dbt-k8s.dagsterPg.params" -}}
+{{- if .Values.postgresql.enabled }}
+{{- dict | toJson }}
+{{- else }}
+{{- include "dagster-dbt-k8s.refuseConnectionParams" (list .Values.externalPostgresql.params "externalPostgresql.params") }}
+{{- .Values.externalPostgresql.params | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+libpq parameters of the dbt postgres target, as JSON: warehouse.postgres.params, added to Dagster's
+server's parameters (winning per name) while the target uses that server (empty host).
+*/}}
+{{- define "dagster-dbt-k8s.warehousePg.params" -}}
+{{- include "dagster-dbt-k8s.refuseConnectionParams" (list .Values.warehouse.postgres.params "warehouse.postgres.params") }}
+{{- $inherited := dict }}
+{{- if not .Values.warehouse.postgres.host }}
+{{- $inherited = include "dagster-dbt-k8s.dagsterPg.params" . | fromJson }}
+{{- end }}
+{{- merge (deepCopy .Values.warehouse.postgres.params) $inherited | toJson }}
+{{- end }}
+
+{{/*
+Fails on a name that is no libpq parameter name (it becomes an env var), and on a parameter that
+names the server, the user, the database or the password: those come from the chart's own keys
+(the password from a Secret only), and a second value would either be ignored or put a password
+in a ConfigMap. Call with list <params map> "<value path>".
+*/}}
+{{- define "dagster-dbt-k8s.refuseConnectionParams" -}}
+{{- $path := index . 1 }}
+{{- range $name, $_ := index . 0 }}
+{{- if not (regexMatch "^[a-z][a-z0-9_]*$" $name) }}
+{{- fail (printf "%s.%s: a libpq parameter name is lowercase letters, digits and _ (dbt gets it as the env var DBT_PG_<NAME>)" $path $name) }}
+{{- end }}
+{{- if has $name (list "host" "hostaddr" "port" "user" "password" "passfile" "dbname" "database") }}
+{{- fail (printf "%s.%s: the server, port, user and database come from the chart's own keys and the password from a Secret; remove %s from params" $path $name $name) }}
+{{- end }}
+{{- end }}
+{{- end }}

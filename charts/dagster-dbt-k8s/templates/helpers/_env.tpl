@@ -18,6 +18,9 @@ DBT_PG_HOST: {{ include "dagster-dbt-k8s.warehousePg.host" . | quote }}
 DBT_PG_PORT: {{ include "dagster-dbt-k8s.warehousePg.port" . | quote }}
 DBT_PG_USER: {{ include "dagster-dbt-k8s.warehousePg.user" . | quote }}
 DBT_PG_DATABASE: {{ .Values.warehouse.postgres.database | quote }}
+{{- range $name, $value := include "dagster-dbt-k8s.warehousePg.params" . | fromJson }}
+DBT_PG_{{ upper $name }}: {{ toString $value | quote }}
+{{- end }}
 {{- else }}
 {{- $sf := .Values.warehouse.snowflake }}
 SNOWFLAKE_ACCOUNT: {{ required "warehouse.snowflake.account is required when warehouse.target is snowflake" $sf.account | quote }}

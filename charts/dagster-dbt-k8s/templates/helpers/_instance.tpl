@@ -64,6 +64,10 @@ storage:
         env: DAGSTER_PG_PASSWORD
       db_name:
         env: DAGSTER_PG_DB
+      {{- with include "dagster-dbt-k8s.dagsterPg.params" . | fromJson }}
+      params:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
 # Step output goes to the pods' logs (kubectl logs); no per-pod files to lose on eviction.
 compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
