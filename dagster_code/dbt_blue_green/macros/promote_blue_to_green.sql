@@ -95,13 +95,28 @@
 
 {% macro snowflake__promote_blue_to_green(release_id, tables, built_by) %}
     {#
-        Snowflake commits each DDL statement on its own, so tables swap one by one (each swap
-        is atomic); the window of mixed releases that the PostgreSQL version closes remains.
+        Snowflake commits each DDL statement on its own, so no transaction can hold the
+        promotion as on PostgreSQL, and swapping table by table (each swap atomic) lets a crash
+        leave green mixing two releases. Instead the whole next green is built aside and
+        published by ONE atomic statement:
+          1. <green>_next := a zero-copy clone of green (its _release_log and any other table);
+          2. every release table is cloned from blue into it as TRANSIENT: dbt-snowflake builds
+             transient tables, and Snowflake refuses to clone a transient table into a permanent
+             one (a model built with `transient: false` is therefore published transient too);
+          3. the release is logged in <green>_next._release_log;
+          4. `alter schema <green>_next swap with <green>` publishes tables and log at once.
+        A crash before 4 leaves green as it was (the replay clones it afresh, replacing the
+        partial <green>_next); after 4 the log holds the release and the replay changes nothing.
+        Tables in green that are not in the release are carried over as they were at step 1:
+        writes to them during a promotion are lost. A schema clone copies the grants on its
+        tables but not those on the schema itself: grants on the green schema must be made
+        again after a promotion (this macro does not).
     #}
     {% if execute %}
         {% set green = var('green_schema', 'green') %}
         {% set blue = var('blue_schema', 'blue') %}
         {% set db = target.database %}
+        {% set next_green = db ~ "." ~ green ~ "_next" %}
         {% do run_query("create schema if not exists " ~ db ~ "." ~ green) %}
         {% do run_query(
             "create table if not exists " ~ db ~ "." ~ green ~ "._release_log "
@@ -114,25 +129,42 @@
             "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = '" ~ release_id ~ "'"
         ).rows[0][0] > 0 %}
         {% if already %}
+            {# Left behind only by a crash right after the swap; holds the previous release. #}
+            {% do run_query("drop schema if exists " ~ next_green) %}
             {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
             {{ return(none) }}
         {% endif %}
+
+        {% set built = run_query(
+            "select table_name from " ~ db ~ ".information_schema.tables where table_schema = upper('"
+            ~ blue ~ "') and table_type = 'BASE TABLE' and table_name in (upper('"
+            ~ tables | join("'), upper('") ~ "'))"
+        ).columns[0].values() | map('upper') | list %}
+        {% set missing = [] %}
+        {% for table in tables if table | upper not in built %}
+            {% do missing.append(table) %}
+        {% endfor %}
+        {% if missing | length > 0 %}
+            {{ exceptions.raise_compiler_error(
+                "Release " ~ release_id ~ " cannot be promoted: " ~ blue ~ " has no table for "
+                ~ missing | join(", ") ~ ". Green is unchanged."
+            ) }}
+        {% endif %}
+
+        {% do run_query("create or replace schema " ~ next_green ~ " clone " ~ db ~ "." ~ green) %}
         {% for table in tables %}
-            {% set green_exists = run_query(
-                "select count(*) from " ~ db ~ ".information_schema.tables where table_schema = upper('"
-                ~ green ~ "') and table_name = upper('" ~ table ~ "')"
-            ).rows[0][0] > 0 %}
-            {% if green_exists %}
-                {% do run_query("alter table " ~ db ~ "." ~ blue ~ "." ~ table ~ " swap with " ~ db ~ "." ~ green ~ "." ~ table) %}
-            {% else %}
-                {% do run_query("create or replace table " ~ db ~ "." ~ green ~ "." ~ table ~ " clone " ~ db ~ "." ~ blue ~ "." ~ table) %}
-            {% endif %}
+            {% do run_query(
+                "create or replace transient table " ~ next_green ~ "." ~ table ~ " clone " ~ db ~ "." ~ blue ~ "." ~ table
+            ) %}
         {% endfor %}
         {% do run_query(
-            "insert into " ~ db ~ "." ~ green ~ "._release_log (release_id, tables, built_by) select '"
-            ~ release_id ~ "', array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
+            "insert into " ~ next_green ~ "._release_log (release_id, promoted_at, tables, built_by) select '"
+            ~ release_id ~ "', current_timestamp(), array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
             ~ tojson(built_by) | replace("'", "''") ~ "')"
         ) %}
-        {% do log("Release " ~ release_id ~ ": promoted " ~ tables | join(", ") ~ " to green", info=True) %}
+        {% do run_query("alter schema " ~ next_green ~ " swap with " ~ db ~ "." ~ green) %}
+        {# Holds the previous release now; the next promotion would replace it anyway. #}
+        {% do run_query("drop schema if exists " ~ next_green) %}
+        {% do log("Release " ~ release_id ~ ": promoted " ~ tables | length ~ " table(s) to green in one schema swap: " ~ tables | join(", "), info=True) %}
     {% endif %}
 {% endmacro %}
