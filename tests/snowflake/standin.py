@@ -10,17 +10,25 @@ one dbt-snowflake talks to), and can inject a crash after the N-th statement.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+import fakesnow.info_schema
 import fakesnow.server
+import fakesnow.transforms
 import snowflake.connector.errors
+import sqlglot
+from fakesnow.conn import FakeSnowflakeConnection
 from fakesnow.cursor import FakeSnowflakeCursor
+from sqlglot import exp
 from sqlglot.errors import ParseError
 
 TRANSIENT_TO_PERMANENT_MESSAGE = "Transient object cannot be cloned to a permanent object."
@@ -44,6 +52,14 @@ CREATE_TABLE = re.compile(rf"create\s+{_REPLACE}{_TRANSIENT}table\s+{_IF_NOT_EXI
 CREATE_SCHEMA = re.compile(rf"create\s+{_REPLACE}{_TRANSIENT}schema\s+{_IF_NOT_EXISTS}(?P<target>{_NAME})\s*$", re.I)
 DROP_TABLE = re.compile(rf"drop\s+table\s+(?:if\s+exists\s+)?(?P<target>{_NAME})", re.IGNORECASE)
 DROP_SCHEMA = re.compile(rf"drop\s+schema\s+(?:if\s+exists\s+)?(?P<target>{_NAME})", re.IGNORECASE)
+# Snowflake lets a temporary table or view carry a database and schema (dbt-snowflake names the
+# `__dbt_tmp` relations of incremental, microbatch and snapshot builds that way); DuckDB keeps
+# temporary objects in its own catalog only.
+CREATE_TEMPORARY = re.compile(
+    rf"create\s+{_REPLACE}(?:local\s+|global\s+)?(?:temporary|temp)\s+(?:table|view)\s+{_IF_NOT_EXISTS}(?P<target>{_NAME})",
+    re.IGNORECASE,
+)
+MERGE = re.compile(r"merge\s+into\b", re.IGNORECASE)
 LEADING_COMMENTS = re.compile(r"^(?:\s|/\*.*?\*/|--[^\n]*\n)*", re.DOTALL)
 TRAILING_COMMENTS = re.compile(r"(?:\s|;|/\*(?:(?!\*/).)*\*/|--[^\n]*)*$", re.DOTALL)
 
@@ -57,6 +73,26 @@ def normalise(sql: str) -> str:
 
 def _ident(part: str) -> str:
     return part[1:-1] if part.startswith('"') else part.upper()
+
+
+def _parts(name: str) -> list[str]:
+    """The parts of a dotted name as written (a quoted part may hold dots)."""
+    return re.findall(r'"[^"]+"|[^.]+', name)
+
+
+def _qualify_merge_insert_values(statement: str) -> str:
+    """A MERGE whose `when not matched ... insert (...) values (...)` names source columns bare.
+
+    Snowflake reads those names from the source row (there is no target row); fakesnow joins target
+    and source first, where a column both have is ambiguous (dbt's snapshot merge names them all)."""
+    merge = sqlglot.parse_one(statement, read="snowflake")
+    source = merge.args["using"].alias_or_name
+    for when in merge.find_all(exp.When):
+        if when.args.get("matched") is False and isinstance(insert := when.args.get("then"), exp.Insert):
+            for column in insert.expression.find_all(exp.Column):
+                if not column.table:
+                    column.set("table", exp.to_identifier(source))
+    return merge.sql(dialect="snowflake")
 
 
 def _quote(*parts: str) -> str:
@@ -84,6 +120,10 @@ class SnowflakeStandIn:
     transient_schemas: set[tuple[str, str]] = field(default_factory=set)
     statements: list[str] = field(default_factory=list)
     crash_after: int | None = None
+    # Per session: its temporary tables and views, kept as ordinary ones until the session ends.
+    temporary_objects: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], str]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ---- test controls -------------------------------------------------------------------------
@@ -101,11 +141,35 @@ class SnowflakeStandIn:
     @contextmanager
     def install(self) -> Iterator[SnowflakeStandIn]:
         original_execute = FakeSnowflakeCursor.execute
+        original_close = FakeSnowflakeConnection.close
+        original_comment_sql = fakesnow.info_schema.insert_table_comment_sql
+        original_agg_cast = fakesnow.transforms.numeric_agg_implicit_cast
         original_parse_one = fakesnow.server.parse_one
         standin = self
 
         def execute(cursor: FakeSnowflakeCursor, command: str, *args: Any, **kwargs: Any) -> FakeSnowflakeCursor:
             return standin.execute(original_execute, cursor, command, *args, **kwargs)
+
+        def close(conn: FakeSnowflakeConnection, *args: Any, **kwargs: Any) -> None:
+            if not conn._is_closed:  # noqa: SLF001
+                standin._drop_session_objects(conn)  # noqa: SLF001
+            original_close(conn, *args, **kwargs)
+
+        def comment_sql(catalog: str, schema: str, table: str, comment: str | None) -> str:
+            # fakesnow records "no comment" (as the text 'None') in a database of its own for every
+            # created table, also the one its MERGE makes; DuckDB refuses that write in a
+            # transaction that wrote elsewhere, which fails dbt's snapshot merge (run in one).
+            return original_comment_sql(catalog, schema, table, comment) if comment is not None else "select 1"
+
+        def agg_cast(expression: exp.Expr) -> exp.Expr:
+            # fakesnow sums as DOUBLE (so that text sums like Snowflake's); Snowflake sums
+            # NUMBER(p, s) exactly, and dbt tests compare money totals with `<>`.
+            exact = isinstance(expression, exp.Sum) and not isinstance(expression.this, (exp.Cast, exp.TryCast))
+            argument = expression.this
+            result = original_agg_cast(expression)
+            if exact:
+                (result.this if isinstance(result, exp.Alias) else result).set("this", argument)
+            return result
 
         def parse_one(sql: str, *args: Any, **kwargs: Any) -> Any:
             # fakesnow's server parses each statement before executing it: give the statements
@@ -118,11 +182,17 @@ class SnowflakeStandIn:
                 raise
 
         FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+        FakeSnowflakeConnection.close = close  # type: ignore[method-assign]
+        fakesnow.info_schema.insert_table_comment_sql = comment_sql
+        fakesnow.transforms.numeric_agg_implicit_cast = agg_cast
         fakesnow.server.parse_one = parse_one
         try:
             yield self
         finally:
             FakeSnowflakeCursor.execute = original_execute  # type: ignore[method-assign]
+            FakeSnowflakeConnection.close = original_close  # type: ignore[method-assign]
+            fakesnow.info_schema.insert_table_comment_sql = original_comment_sql
+            fakesnow.transforms.numeric_agg_implicit_cast = original_agg_cast
             fakesnow.server.parse_one = original_parse_one
 
     # ---- statement dispatch --------------------------------------------------------------------
@@ -156,8 +226,14 @@ class SnowflakeStandIn:
                 self._swap_schemas(cursor, self._schema(cursor, m["a"]), self._schema(cursor, m["b"]))
                 _status(original, cursor, "Statement executed successfully.")
             else:
+                if (rewritten := self._rewrite(cursor, statement)) != statement:
+                    command = rewritten
                 created = self._newly_created_table(cursor, statement)
-                original(cursor, command, *args, **kwargs)
+                try:
+                    original(cursor, command, *args, **kwargs)
+                except Exception:
+                    self._roll_back_failed_statement(cursor)
+                    raise
                 self._track(cursor, statement, created)
             self.statements.append(statement)
             return cursor
@@ -165,13 +241,41 @@ class SnowflakeStandIn:
     # ---- names ---------------------------------------------------------------------------------
 
     def _table(self, cursor: FakeSnowflakeCursor, name: str) -> tuple[str, str, str]:
-        parts = [_ident(p) for p in re.findall(r'"[^"]+"|[^.]+', name)]
+        parts = [_ident(p) for p in _parts(name)]
         defaults = [cursor._conn.database or "", cursor._conn.schema or ""]  # noqa: SLF001
         db, schema, table = ([*defaults[: 3 - len(parts)], *parts])[-3:]
         return db, schema, table
 
+    def _roll_back_failed_statement(self, cursor: FakeSnowflakeCursor) -> None:
+        """Snowflake rolls back a failed statement alone and the session goes on; DuckDB aborts the
+        whole transaction and refuses every later statement. Roll the transaction back (an open
+        explicit one too, where Snowflake would keep it: see README.md)."""
+        with contextlib.suppress(duckdb.Error):  # when no transaction was open
+            cursor._duck_conn.rollback()  # noqa: SLF001
+        cursor._conn._in_transaction = False  # noqa: SLF001
+
+    def _rewrite(self, cursor: FakeSnowflakeCursor, statement: str) -> str:
+        if MERGE.match(statement):
+            return _qualify_merge_insert_values(statement)
+        return self._session_table_for_temporary(cursor, statement)
+
+    def _session_table_for_temporary(self, cursor: FakeSnowflakeCursor, statement: str) -> str:
+        """`statement`, a temporary table or view made an ordinary one of its schema, recorded as
+        the session's; `_drop_session_objects` drops it when the session ends."""
+        if not (m := CREATE_TEMPORARY.match(statement)):
+            return statement
+        kind = "view" if re.search(r"\bview\s*$", statement[: m.start("target")], re.IGNORECASE) else "table"
+        self.temporary_objects.setdefault(cursor._conn, {})[self._table(cursor, m["target"])] = kind  # noqa: SLF001
+        replace = "or replace " if m["replace"] else ""
+        if_not_exists = "if not exists " if m["if_not_exists"] else ""
+        return f"create {replace}{kind} {if_not_exists}{statement[m.start('target') :]}"
+
+    def _drop_session_objects(self, conn: Any) -> None:
+        for (db, schema, name), kind in self.temporary_objects.pop(conn, {}).items():
+            conn._duck_conn.execute(f"drop {kind} if exists {_quote(db, schema, name)}")  # noqa: SLF001
+
     def _schema(self, cursor: FakeSnowflakeCursor, name: str) -> tuple[str, str]:
-        parts = [_ident(p) for p in re.findall(r'"[^"]+"|[^.]+', name)]
+        parts = [_ident(p) for p in _parts(name)]
         db = parts[0] if len(parts) == 2 else cursor._conn.database or ""  # noqa: SLF001
         return db, parts[-1]
 
