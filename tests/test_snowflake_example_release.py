@@ -23,7 +23,7 @@ from example_extras.raw_data import generator
 
 from dagster_code.project_definitions import build_definitions
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
-from tests.snowflake.harness import BLUE_GREEN_PACKAGE_DIR, connect, standin_server
+from tests.snowflake.harness import connect, snowflake_env, standin_server
 from tests.snowflake.standin import SnowflakeStandIn
 from tests.support import MARTS, run_job
 
@@ -35,25 +35,7 @@ pytestmark = [
 DATABASE = "ANALYTICS"
 DAY = "2024-01-03"
 DBT_TIMEOUT_SECONDS = 300
-
-
-def snowflake_env(connect_kwargs: dict[str, Any]) -> dict[str, str]:
-    """What dbt's `snowflake` target reads (dbt_project/profiles.yml), pointed at the stand-in."""
-    return {
-        "DBT_TARGET": "snowflake",
-        "SNOWFLAKE_ACCOUNT": connect_kwargs["account"],
-        "SNOWFLAKE_USER": connect_kwargs["user"],
-        "SNOWFLAKE_PASSWORD": connect_kwargs["password"],
-        "SNOWFLAKE_ROLE": "sysadmin",
-        "SNOWFLAKE_WAREHOUSE": "standin",
-        "SNOWFLAKE_DATABASE": DATABASE,
-        "SNOWFLAKE_HOST": connect_kwargs["host"],
-        "SNOWFLAKE_PORT": str(connect_kwargs["port"]),
-        "SNOWFLAKE_PROTOCOL": connect_kwargs["protocol"],
-        "DBT_BLUE_GREEN_PACKAGE_DIR": str(BLUE_GREEN_PACKAGE_DIR),
-        "DBT_THREADS": "2",
-        "DO_NOT_TRACK": "1",
-    }
+THREADS = 2
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +52,7 @@ def project(server: tuple[SnowflakeStandIn, dict[str, Any]], tmp_path_factory: p
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
     # packages.yml names the platform's release package as ../dagster_code/dbt_blue_green.
     (root / "dagster_code").symlink_to(REPO_ROOT / "dagster_code")
-    env = {**os.environ, **snowflake_env(server[1])}
+    env = {**os.environ, **snowflake_env(server[1], DATABASE, THREADS)}
     for command in ("deps", "parse"):
         subprocess.run(
             ["dbt", command, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
@@ -88,7 +70,7 @@ def warehouse(
 ) -> Iterator[snowflake.connector.cursor.SnowflakeCursor]:
     """An empty database on the stand-in holding the example's raw data; a cursor on it."""
     connect_kwargs = server[1]
-    for name, value in snowflake_env(connect_kwargs).items():
+    for name, value in snowflake_env(connect_kwargs, DATABASE, THREADS).items():
         monkeypatch.setenv(name, value)
     conn = connect(connect_kwargs, DATABASE)
     cursor = conn.cursor()

@@ -70,6 +70,25 @@ def standin_server() -> Iterator[tuple[SnowflakeStandIn, dict[str, Any]]]:
             thread.join(timeout=SERVER_START_TIMEOUT_SECONDS)
 
 
+def snowflake_env(connect_kwargs: dict[str, Any], database: str, threads: int) -> dict[str, str]:
+    """What dbt's `snowflake` target reads (dbt_project/profiles.yml), pointed at the stand-in."""
+    return {
+        "DBT_TARGET": "snowflake",
+        "SNOWFLAKE_ACCOUNT": connect_kwargs["account"],
+        "SNOWFLAKE_USER": connect_kwargs["user"],
+        "SNOWFLAKE_PASSWORD": connect_kwargs["password"],
+        "SNOWFLAKE_ROLE": "sysadmin",
+        "SNOWFLAKE_WAREHOUSE": "standin",
+        "SNOWFLAKE_DATABASE": database,
+        "SNOWFLAKE_HOST": connect_kwargs["host"],
+        "SNOWFLAKE_PORT": str(connect_kwargs["port"]),
+        "SNOWFLAKE_PROTOCOL": connect_kwargs["protocol"],
+        "DBT_BLUE_GREEN_PACKAGE_DIR": str(BLUE_GREEN_PACKAGE_DIR),
+        "DBT_THREADS": str(threads),
+        "DO_NOT_TRACK": "1",
+    }
+
+
 @dataclass
 class ReleaseProject:
     """The test dbt project, copied to `project_dir`, pointed at the stand-in's `database`."""
@@ -79,21 +98,7 @@ class ReleaseProject:
     database: str
 
     def env(self) -> dict[str, str]:
-        return {
-            "DBT_TARGET": "snowflake",
-            "SNOWFLAKE_ACCOUNT": self.connect_kwargs["account"],
-            "SNOWFLAKE_USER": self.connect_kwargs["user"],
-            "SNOWFLAKE_PASSWORD": self.connect_kwargs["password"],
-            "SNOWFLAKE_ROLE": "sysadmin",
-            "SNOWFLAKE_WAREHOUSE": "standin",
-            "SNOWFLAKE_DATABASE": self.database,
-            "SNOWFLAKE_HOST": self.connect_kwargs["host"],
-            "SNOWFLAKE_PORT": str(self.connect_kwargs["port"]),
-            "SNOWFLAKE_PROTOCOL": self.connect_kwargs["protocol"],
-            "DBT_BLUE_GREEN_PACKAGE_DIR": str(BLUE_GREEN_PACKAGE_DIR),
-            "DBT_THREADS": "1",
-            "DO_NOT_TRACK": "1",
-        }
+        return snowflake_env(self.connect_kwargs, self.database, threads=1)
 
     def dbt(self, *args: str, monkeypatch: pytest.MonkeyPatch) -> bool:
         """Runs dbt in-process; returns whether it succeeded (an injected crash fails it)."""

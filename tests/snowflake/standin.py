@@ -56,7 +56,7 @@ DROP_SCHEMA = re.compile(rf"drop\s+schema\s+(?:if\s+exists\s+)?(?P<target>{_NAME
 # `__dbt_tmp` relations of incremental, microbatch and snapshot builds that way); DuckDB keeps
 # temporary objects in its own catalog only.
 CREATE_TEMPORARY = re.compile(
-    rf"create\s+{_REPLACE}(?:local\s+|global\s+)?(?:temporary|temp)\s+(?:table|view)\s+{_IF_NOT_EXISTS}(?P<target>{_NAME})",
+    rf"create\s+{_REPLACE}(?:local\s+|global\s+)?(?:temporary|temp)\s+(?P<kind>table|view)\s+{_IF_NOT_EXISTS}(?P<target>{_NAME})",
     re.IGNORECASE,
 )
 MERGE = re.compile(r"merge\s+into\b", re.IGNORECASE)
@@ -264,7 +264,7 @@ class SnowflakeStandIn:
         the session's; `_drop_session_objects` drops it when the session ends."""
         if not (m := CREATE_TEMPORARY.match(statement)):
             return statement
-        kind = "view" if re.search(r"\bview\s*$", statement[: m.start("target")], re.IGNORECASE) else "table"
+        kind = m["kind"].lower()
         self.temporary_objects.setdefault(cursor._conn, {})[self._table(cursor, m["target"])] = kind  # noqa: SLF001
         replace = "or replace " if m["replace"] else ""
         if_not_exists = "if not exists " if m["if_not_exists"] else ""
