@@ -11,4 +11,8 @@ cd "${REPO_ROOT}"
 if (($# == 0)); then
   set -- tests -n "${TEST_WORKERS:-4}" --durations=15
 fi
+# The cluster suites (make k8s-test) check the Dagster UI in Debian's headless Chromium.
+if [[ " $* " == *" k8s_tests"* ]]; then
+  "${REPO_ROOT}/hack/install-chromium.sh"
+fi
 exec uv run --frozen pytest "$@"

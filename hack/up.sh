@@ -103,21 +103,29 @@ release_object() {
   echo "${found}"
 }
 
-# The code location's name as installed (codeLocation.name, maybe overridden), from the release's
-# workspace ConfigMap; read once the chart is installed.
+# The code locations' names as installed (codeLocation.name, maybe overridden, first; then
+# additionalCodeLocations'), from the release's workspace ConfigMap; read once the chart is
+# installed. The first is the default location, the one raw_data_job is launched in.
+CODE_LOCATION_NAMES=()
 read_code_location_name() {
   [[ -n "${CODE_LOCATION_NAME}" ]] && return
   local workspace
   workspace="$(release_object configmap workspace)"
-  CODE_LOCATION_NAME="$(kubectl_ns get "${workspace}" -o jsonpath='{.data.workspace\.yaml}' |
-    sed -n -E 's/^[[:space:]]*location_name:[[:space:]]*"?([^"]+)"?[[:space:]]*$/\1/p')"
-  [[ -n "${CODE_LOCATION_NAME}" ]] || die "no location_name in ${workspace} (namespace ${NAMESPACE})"
+  mapfile -t CODE_LOCATION_NAMES < <(kubectl_ns get "${workspace}" -o jsonpath='{.data.workspace\.yaml}' |
+    sed -n -E 's/^[[:space:]]*location_name:[[:space:]]*"?([^"]+)"?[[:space:]]*$/\1/p')
+  ((${#CODE_LOCATION_NAMES[@]} > 0)) || die "no location_name in ${workspace} (namespace ${NAMESPACE})"
+  CODE_LOCATION_NAME="${CODE_LOCATION_NAMES[0]}"
 }
 
+# Every code location of the workspace has loaded.
 code_location_loaded() {
-  graphql '{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }' |
-    jq -e --arg name "${CODE_LOCATION_NAME}" \
-      '.data.workspaceOrError.locationEntries[] | select(.name == $name and .locationOrLoadError.__typename == "RepositoryLocation")' >/dev/null
+  local loaded
+  loaded="$(graphql '{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }' |
+    jq -r '.data.workspaceOrError.locationEntries[] | select(.locationOrLoadError.__typename == "RepositoryLocation") | .name')"
+  local name
+  for name in "${CODE_LOCATION_NAMES[@]}"; do
+    grep -qxF -- "${name}" <<<"${loaded}" || return 1
+  done
 }
 
 step_port_forward() {
@@ -131,7 +139,7 @@ step_port_forward() {
   wait_for "the webserver to answer GraphQL on ${GRAPHQL_URL} (port-forward log: ${PORT_FORWARD_LOG})" \
     "${PORT_FORWARD_START_TIMEOUT}" webserver_answers
   read_code_location_name
-  wait_for "code location ${CODE_LOCATION_NAME} to load in the webserver (if its definitions failed to load: kubectl -n ${NAMESPACE} logs $(release_object deployment code-location))" \
+  wait_for "code locations ${CODE_LOCATION_NAMES[*]} to load in the webserver (if definitions failed to load: kubectl -n ${NAMESPACE} logs deploy/<the location's Deployment>)" \
     180 code_location_loaded
 }
 

@@ -79,15 +79,27 @@ def namespace(request: pytest.FixtureRequest, core_v1: client.CoreV1Api) -> Iter
         core_v1.delete_namespace(name)
 
 
-@pytest.fixture(scope="session")
-def project_image(kind_cluster: KindCluster) -> str:
-    """PROJECT_IMAGE (versions.env), loaded into the nodes. Fails, never skips, when absent."""
+def loaded_image(cluster: KindCluster, variable: str, make_target: str) -> str:
+    """The image versions.env names `variable`, loaded into the nodes. Fails, never skips, when it
+    was not built (by `make_target`)."""
     try:
-        image = built_image("PROJECT_IMAGE", "make image")
+        image = built_image(variable, make_target)
     except ImageMissing as error:
         pytest.fail(str(error))
-    kind_cluster.load_image(image)
+    cluster.load_image(image)
     return image
+
+
+@pytest.fixture(scope="session")
+def project_image(kind_cluster: KindCluster) -> str:
+    """PROJECT_IMAGE, the example's image."""
+    return loaded_image(kind_cluster, "PROJECT_IMAGE", "make image")
+
+
+@pytest.fixture(scope="session")
+def acme_image(kind_cluster: KindCluster) -> str:
+    """ACME_PROJECT_IMAGE, the image of tests/dbt_projects/acme."""
+    return loaded_image(kind_cluster, "ACME_PROJECT_IMAGE", "make k8s-test-images")
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,20 @@
 """Chaos scenarios of a blue/green release on kind (issue 5): the run pod evicted (1) or killed
 without warning (2) mid-build is retried from asset failure, building exactly what was missing,
 while a reader of green never sees a mix of releases (10); a failing dbt test (5) is not retried
-and leaves green untouched.
+and leaves green untouched. Last, the Dagster UI in a real browser (issue 13) shows the retried
+release as one run group, the asset groups and the pools.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
@@ -21,7 +25,9 @@ from k8s_tests.chaos.release_checks import (
     launch_and_reach_slow_model,
     wait_one_retry_finished,
 )
-from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.browser import UI_ARTIFACTS_DIR, BrowserMissing, dagster_ui
+from k8s_tests.harness.dagster_api import REPOSITORY_NAME, DagsterApi, Run
+from k8s_tests.harness.deployment import EXTRA_VALUES_FILES, KIND_VALUES, Deployment, chart_values
 from k8s_tests.harness.example import GREEN_PROMOTED, RELEASE_JOB
 from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.harness.release import GreenReader, run_release, wait_run_finished
@@ -117,3 +123,71 @@ def test_failing_dbt_test_not_retried_green_unchanged(chaos_deployment: Deployme
     finally:
         with psycopg.connect(warehouse) as conn:
             conn.execute(negate, (order_id,))
+
+
+def test_ui_shows_asset_groups_release_run_group_and_pools(chaos_deployment: Deployment) -> None:
+    """Issue 13: the Dagster UI, in headless Chromium through the webserver's port-forward, shows
+    the asset graph with every asset group of the deployment, the latest retried release (left by
+    the fault scenarios above) as one run group on its retry's page, and the pools page with the
+    limits of the values the deployment was installed with. Screenshots: artifacts/ui/."""
+    api = chaos_deployment.api
+    groups = asset_groups(api)
+    assert groups, f"the code location {api.location} has no asset groups"
+    release_group = latest_retried_release(api)
+    chaos_deployment.runs_to_save.append(release_group[0].run_id)
+    limits = installed_pool_limits()
+    shutil.rmtree(UI_ARTIFACTS_DIR, ignore_errors=True)  # no screenshot of an earlier session
+    start = time.monotonic()
+    try:
+        with dagster_ui(chaos_deployment.webserver_url) as ui:
+            shots = [
+                ui.check_asset_graph(groups),
+                ui.check_run_group([run.run_id for run in release_group]),
+                ui.check_pools(limits),
+            ]
+    except BrowserMissing as error:
+        pytest.fail(str(error))
+    print(
+        f"\n[ui] {len(groups)} asset groups, run group of {len(release_group)}, pools {limits}: "
+        f"{time.monotonic() - start:.0f}s; screenshots: {', '.join(map(str, shots))}"
+    )
+
+
+def asset_groups(api: DagsterApi) -> set[str]:
+    """The asset groups of the deployment's code location, as the webserver has it loaded."""
+    data = api.query(
+        "query ($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {"
+        " __typename ... on Repository { assetGroups { groupName } } ... on PythonError { message } } }",
+        selector={"repositoryLocationName": api.location, "repositoryName": REPOSITORY_NAME},
+    )["repositoryOrError"]
+    assert data["__typename"] == "Repository", f"repository of {api.location}: {data}"
+    return {group["groupName"] for group in data["assetGroups"]}
+
+
+def latest_retried_release(api: DagsterApi) -> list[Run]:
+    """The run group (oldest first) of the newest retry of RELEASE_JOB in the deployment."""
+    data = api.query(
+        "query ($filter: RunsFilter) { runsOrError(filter: $filter, limit: 50) {"
+        " __typename ... on Runs { results { runId tags { key value } } } } }",
+        filter={"pipelineName": RELEASE_JOB},
+    )["runsOrError"]
+    retries = [
+        run["runId"] for run in data["results"] if any(tag["key"] == "dagster/parent_run_id" for tag in run["tags"])
+    ]
+    assert retries, (
+        f"no retried {RELEASE_JOB} run in the deployment: this test reads the one "
+        "test_run_pod_fault_retried_from_asset_failure leaves; run the whole module"
+    )
+    group = api.run_group(retries[0])
+    assert len(group) >= 2 and group[-1].run_id == retries[0], [(run.run_id, run.status) for run in group]
+    return group
+
+
+def installed_pool_limits() -> dict[str, int]:
+    """`concurrency.pools.limits` as Helm merged them for the chaos deployment: the chart's
+    values.yaml, then each values file it was installed with (a null drops a pool)."""
+    limits = dict(chart_values()["concurrency"]["pools"]["limits"])
+    for path in (KIND_VALUES, *EXTRA_VALUES_FILES):
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        limits.update(((values.get("concurrency") or {}).get("pools") or {}).get("limits") or {})
+    return {pool: limit for pool, limit in limits.items() if limit is not None}

@@ -108,24 +108,34 @@ def render_cached(helm: str, values_files: tuple[Path, ...], set_items: tuple[tu
     return Rendered(docs)
 
 
+def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base` as Helm merges values: maps merge, lists replace, null deletes."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_values(values_file: Path | None) -> dict[str, Any]:
-    """values.yaml merged with a ci file as Helm does: maps merge, lists replace, null deletes."""
-
-    def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-        merged = dict(base)
-        for key, value in override.items():
-            if value is None:
-                merged.pop(key, None)
-            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = merge(merged[key], value)
-            else:
-                merged[key] = value
-        return merged
-
+    """values.yaml merged with a ci file as Helm does."""
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     if values_file:
-        values = merge(values, yaml.safe_load(values_file.read_text()) or {})
+        values = merge_values(values, yaml.safe_load(values_file.read_text()) or {})
     return values
+
+
+def render_values(helm: str, tmp_path: Path, values: dict[str, Any]) -> Rendered:
+    """`helm template` of values given as a dict, written to a new file under tmp_path."""
+    values_file = tmp_path / f"values-{len(list(tmp_path.iterdir()))}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    result = helm_template(helm, [values_file])
+    assert result.returncode == 0, result.stderr
+    return Rendered(tuple(d for d in yaml.safe_load_all(result.stdout) if d))
 
 
 def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:

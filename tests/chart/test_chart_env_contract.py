@@ -3,6 +3,7 @@ the run pods: non-secret values from the env ConfigMap, secrets only from Secret
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,7 +148,14 @@ def test_helm_test_pod_checks_graphql_and_grpc_health(render):
     assert "/graphql" in script and "/server_info" in script and "grpc-health-check" in script
     env = {v["name"]: v["value"] for v in pod["spec"]["containers"][0]["env"]}
     assert env["WEBSERVER_URL"] == f"http://{rendered.one('Service', '-webserver')['metadata']['name']}:80"
-    assert env["CODE_LOCATION_HOST"] == rendered.component_service("code-location")["metadata"]["name"]
+    service = rendered.component_service("code-location")
+    assert json.loads(env["CODE_LOCATIONS"]) == [
+        {
+            "name": load_values(None)["codeLocation"]["name"],
+            "host": service["metadata"]["name"],
+            "port": service["spec"]["ports"][0]["port"],
+        }
+    ]
     assert env["DO_NOT_TRACK"] == "1"
 
 

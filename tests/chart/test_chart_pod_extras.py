@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_render import SCENARIO_IDS, SCENARIOS, Rendered, helm_template, load_values, run_worker_job
+from chart_render import SCENARIO_IDS, SCENARIOS, Rendered, helm_template, load_values, render_values, run_worker_job
 from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher
 from test_chart_security import assert_restricted
@@ -51,14 +51,6 @@ EVERY_KEY = {
     "initContainers": [{"name": "db-proxy", "image": "proxy:1", "restartPolicy": "Always"}],
     "extraContainers": [{"name": "exporter", "image": "exporter:1", "securityContext": {"runAsUser": 2000}}],
 }
-
-
-def render_values(helm: str, tmp_path: Path, values: dict[str, Any]) -> Rendered:
-    values_file = tmp_path / f"values-{len(list(tmp_path.iterdir()))}.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    result = helm_template(helm, [values_file])
-    assert result.returncode == 0, result.stderr
-    return Rendered(tuple(d for d in yaml.safe_load_all(result.stdout) if d))
 
 
 def pods_of(rendered: Rendered, block: str) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:

@@ -70,6 +70,11 @@ to by name and key only; no password is ever rendered outside a Secret.
 {{- $databases := list .Values.postgresql.database }}
 {{- if and (eq .Values.warehouse.target "postgres") (not .Values.warehouse.postgres.host) }}
 {{- $databases = append $databases .Values.warehouse.postgres.database }}
+{{- range .Values.additionalCodeLocations }}
+{{- with .warehouseDatabase }}
+{{- $databases = append $databases . }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $databases | uniq | join " " }}
 {{- end }}

@@ -38,7 +38,7 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
 {{- end }}
 {{- end }}
 
-{{/* Password env vars, each from a secretKeyRef (a list of EnvVar). */}}
+{{/* Password env vars, each from a secretKeyRef, and the compute logs' S3 credentials and region (a list of EnvVar). */}}
 {{- define "dagster-dbt-k8s.secretEnv" -}}
 - name: DAGSTER_PG_PASSWORD
   valueFrom:
@@ -51,6 +51,9 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
     secretKeyRef:
       name: {{ include "dagster-dbt-k8s.warehousePg.secretName" . }}
       key: {{ include "dagster-dbt-k8s.warehousePg.secretKey" . }}
+{{- end }}
+{{- with include "dagster-dbt-k8s.computeLogsEnv" . }}
+{{ . }}
 {{- end }}
 {{- end }}
 
@@ -70,13 +73,4 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
 {{- $workspace := include "dagster-dbt-k8s.workspaceYaml" . }}
 {{- $env := include "dagster-dbt-k8s.envConfigMapData" . }}
 {{- printf "%s\n---\n%s\n---\n%s" $instance $workspace $env | sha256sum }}
-{{- end }}
-
-{{/* The code servers' shared id: changes with what the definitions are loaded from (the image, the
-     module, the location, dagster.yaml and the environment). It names the code servers' Service
-     too (codeLocationServiceName), so it cannot depend on the workspace, which names that Service. */}}
-{{- define "dagster-dbt-k8s.codeServerId" -}}
-{{- $location := printf "%s\n%s\n%v" .Values.codeLocation.module .Values.codeLocation.name .Values.codeLocation.port }}
-{{- $config := printf "%s\n---\n%s" (include "dagster-dbt-k8s.instanceYaml" .) (include "dagster-dbt-k8s.envConfigMapData" .) }}
-{{- printf "%s\n%s\n%s" (include "dagster-dbt-k8s.projectImage" .) $location $config | sha256sum | trunc 32 }}
 {{- end }}

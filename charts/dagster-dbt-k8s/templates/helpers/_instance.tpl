@@ -68,10 +68,7 @@ storage:
       params:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-# Step output goes to the pods' logs (kubectl logs); no per-pod files to lose on eviction.
-compute_logs:
-  module: dagster._core.storage.noop_compute_log_manager
-  class: NoOpComputeLogManager
+{{ include "dagster-dbt-k8s.computeLogsYaml" . }}
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
@@ -182,11 +179,13 @@ run_monitoring:
   free_slots_after_run_end_seconds: {{ $monitoring.freeSlotsAfterRunEndSeconds }}
 {{- end }}
 
-{{/* The workspace: one gRPC code location served by the code location Deployment. */}}
+{{/* The workspace: every code location, each a gRPC server behind its Service. */}}
 {{- define "dagster-dbt-k8s.workspaceYaml" -}}
 load_from:
+{{- range $location := include "dagster-dbt-k8s.codeLocations" . | fromJsonArray }}
   - grpc_server:
-      host: {{ include "dagster-dbt-k8s.codeLocationServiceName" . }}
-      port: {{ .Values.codeLocation.port }}
-      location_name: {{ .Values.codeLocation.name }}
+      host: {{ $location.serviceName }}
+      port: {{ $location.port }}
+      location_name: {{ $location.name }}
+{{- end }}
 {{- end }}

@@ -44,24 +44,6 @@
 {{- include "dagster-dbt-k8s.componentName" (list . "env") }}
 {{- end }}
 
-{{/* The code servers' Deployment keeps one name across upgrades (kubectl rollout status). */}}
-{{- define "dagster-dbt-k8s.codeLocationDeploymentName" -}}
-{{- include "dagster-dbt-k8s.componentName" (list . "code-location") }}
-{{- end }}
-
-{{/* Their Service is named after the server id: one Service per version of the definitions, which
-     selects only that version's pods. The webserver and the daemon (restarted by the workspace's
-     checksum) can then never load the location from an old server still draining behind it, and
-     every run they launch after an upgrade gets the new image. */}}
-{{- define "dagster-dbt-k8s.codeLocationServiceName" -}}
-{{- printf "%s-code-%s" (include "dagster-dbt-k8s.fullname" . | trunc 40 | trimSuffix "-") (include "dagster-dbt-k8s.codeServerId" . | trunc 10) }}
-{{- end }}
-
-{{/* The pod label the version's Service selects on. */}}
-{{- define "dagster-dbt-k8s.codeServerIdLabel" -}}
-dagster-dbt-k8s/code-server-id: {{ include "dagster-dbt-k8s.codeServerId" . | quote }}
-{{- end }}
-
 {{- define "dagster-dbt-k8s.webserverServiceName" -}}
 {{- include "dagster-dbt-k8s.componentName" (list . "webserver") }}
 {{- end }}

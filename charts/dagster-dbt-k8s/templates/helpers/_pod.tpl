@@ -22,13 +22,20 @@ securityContext:
 
 {{/*
 Container fields: image, pull policy, security context, the env contract, then the pod extras'
-envFrom and env. Call with list $ <pod extras>; `env` comes last, for callers to add to.
+envFrom and env. Call with list $ <pod extras> [<code location>]: the image is the location's
+(one of dagster-dbt-k8s.codeLocations), by default codeLocation's. `env` comes last, for callers
+to add to.
 */}}
 {{- define "dagster-dbt-k8s.projectContainer" -}}
 {{- $root := index . 0 -}}
 {{- $extras := index . 1 -}}
+{{- if gt (len .) 2 -}}
+image: {{ (index . 2).imageRef }}
+imagePullPolicy: {{ (index . 2).image.pullPolicy }}
+{{- else -}}
 image: {{ include "dagster-dbt-k8s.projectImage" $root }}
 imagePullPolicy: {{ $root.Values.codeLocation.image.pullPolicy }}
+{{- end }}
 securityContext:
   {{- include "dagster-dbt-k8s.containerSecurityContext" $root | nindent 2 }}
 envFrom:

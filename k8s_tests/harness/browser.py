@@ -1,0 +1,201 @@
+"""The Dagster UI in a real browser: Debian's Chromium, headless, driven by Selenium through Debian's
+chromedriver (hack/install-chromium.sh installs both), against the webserver's port-forward.
+
+Selenium is handed both binaries' paths, so Selenium Manager never runs (it would download a
+browser and a driver). The browser resolves no host name (`--host-resolver-rules`) and its
+background services are off: it reaches the port-forward on 127.0.0.1 and nothing else.
+
+Each page check waits until the page shows what it must (every wait bounded, naming what it waited
+for and the last thing it saw), saves a screenshot under artifacts/ui/, and returns its path. A
+check that times out saves the screenshot of what the page showed instead, `<name>-timeout.png`.
+What the pages must show is read from the deployment by the caller (GraphQL, the chart's values),
+never from the example project. The selectors are those of the UI of Dagster 1.13
+(dagster_webserver/webapp): CSS-module class names keep their source name as a prefix, so they are
+matched by prefix (`[class*=...]`), never by their hash.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from k8s_tests.harness.cluster import ARTIFACTS_DIR
+from tests.waiting import WaitTimeout, wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL_HINT = "run hack/install-chromium.sh (Debian's chromium and chromium-driver)"
+UI_ARTIFACTS_DIR = ARTIFACTS_DIR / "ui"
+WINDOW_WIDTH, WINDOW_HEIGHT = 1280, 800
+# A page's GraphQL answers on a busy 2-core node (the asset graph lays out every asset first).
+PAGE_TIMEOUT_SECONDS = 120
+# Chromium starting under chromedriver, and one page load.
+DRIVER_TIMEOUT_SECONDS = 60
+POLL_SECONDS = 1.0
+# Once a page shows what it must, the time its transitions take to end (the run page's gantt chart
+# colours its steps after its data is in), so a screenshot shows the page at rest.
+SETTLE_SECONDS = 2.0
+CHROMIUM_ARGS = (
+    "--headless=new",
+    "--no-sandbox",  # the suites run as root, where Chromium's sandbox refuses to start
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    f"--window-size={WINDOW_WIDTH},{WINDOW_HEIGHT}",
+    "--hide-scrollbars",
+    # Only 127.0.0.1 (an IP literal, never resolved) can be reached; no background traffic.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-domain-reliability",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--no-pings",
+    "--metrics-recording-only",
+)
+# The UI's run page: its sidebar section listing a run group (gantt/RunGroupPanel.tsx).
+RUN_GROUP_TITLE = re.compile(r"Re-executions \((\d+)\)")
+RUN_GROUP_LINKS = "a[class*='RunGroupPanel_runGroupRun']"
+RUN_GROUP_SELECTED = "RunGroupPanel_runGroupRunSelected"
+# The asset graph's group boxes, collapsed or expanded (asset-graph/*GroupNode.tsx): the group's
+# full name is the data-tooltip of its title.
+GROUP_TITLES = (
+    "[class*='CollapsedGroupNode_collapsedGroupNodeBox'] [data-tooltip],"
+    " [class*='ExpandedGroupNode_groupNodeHeaderBox'] [data-tooltip]"
+)
+# The pools table (instance/VirtualizedInstanceConcurrencyTable.tsx): a link to the pool, its limit.
+POOL_ROWS = "[class*='VirtualizedInstanceConcurrencyTable_rowGrid']"
+
+T = TypeVar("T")
+
+
+class BrowserMissing(Exception):
+    pass
+
+
+@dataclass
+class DagsterUi:
+    """A headless Chromium on the Dagster webserver at `base_url()` (asked before each page: the
+    port-forward behind it is restarted when its pod went away)."""
+
+    driver: webdriver.Chrome
+    base_url: Callable[[], str]
+    screenshots: Path = UI_ARTIFACTS_DIR
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base_url().rstrip("/") + path)
+
+    def screenshot(self, name: str) -> Path:
+        time.sleep(SETTLE_SECONDS)
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        path = self.screenshots / f"{name}.png"
+        if not self.driver.save_screenshot(str(path)):
+            raise RuntimeError(f"Chromium could not save the screenshot {path}")
+        return path
+
+    def wait(self, name: str, description: str, probe: Callable[[], tuple[bool, T]]) -> T:
+        """tests.waiting.wait_until on the page; a browser error (an element replaced while read)
+        means "not yet". On timeout, saves what the page showed as `<name>-timeout.png`."""
+        try:
+            return wait_until(description, probe, PAGE_TIMEOUT_SECONDS, POLL_SECONDS, tolerate=(WebDriverException,))
+        except WaitTimeout as error:
+            shot = self.screenshot(f"{name}-timeout")
+            raise WaitTimeout(f"{error} (the page then: {shot}, {self.driver.current_url})") from error
+
+    # --- page checks ------------------------------------------------------------------------------
+
+    def check_asset_graph(self, groups: set[str], name: str = "asset-graph") -> Path:
+        """The global asset graph (/asset-groups) shows a box for each of `groups`."""
+        self.open("/asset-groups")
+
+        def probe() -> tuple[bool, object]:
+            shown = {
+                element.get_attribute("data-tooltip")
+                for element in self.driver.find_elements(By.CSS_SELECTOR, GROUP_TITLES)
+                if element.is_displayed()
+            }
+            missing = groups - shown
+            return not missing, f"groups shown: {sorted(shown)}; missing: {sorted(missing)}"
+
+        self.wait(name, f"the asset graph to show the groups {sorted(groups)}", probe)
+        return self.screenshot(name)
+
+    def check_run_group(self, run_ids: list[str], name: str = "release-run-group") -> Path:
+        """The page of the last run of a run group (/runs/<id>) lists the whole group as its
+        re-executions: each run by its short id, oldest first, the first marked ROOT, that last
+        run selected."""
+        self.open(f"/runs/{run_ids[-1]}")
+
+        def probe() -> tuple[bool, object]:
+            title = RUN_GROUP_TITLE.search(self.driver.find_element(By.TAG_NAME, "body").text)
+            listed = [
+                (
+                    link.get_attribute("href").rsplit("/runs/", 1)[-1],
+                    " ".join(link.text.split()),
+                    RUN_GROUP_SELECTED in (link.get_attribute("class") or ""),
+                )
+                for link in self.driver.find_elements(By.CSS_SELECTOR, RUN_GROUP_LINKS)
+            ]
+            done = (
+                title is not None
+                and int(title.group(1)) == len(run_ids) - 1
+                and [run_id for run_id, _, _ in listed] == run_ids
+                and all(run_id.split("-")[0] in text for run_id, text, _ in listed)
+                and "ROOT" in listed[0][1]
+                and [run_id for run_id, _, selected in listed if selected] == [run_ids[-1]]
+            )
+            return done, f"section {title.group(0) if title else None!r}; runs listed (id, text, selected): {listed}"
+
+        self.wait(name, f"the run page of {run_ids[-1]} to list its run group {run_ids}", probe)
+        return self.screenshot(name)
+
+    def check_pools(self, limits: dict[str, int], name: str = "pools") -> Path:
+        """The pools page (/deployment/concurrency) lists each pool of `limits` with its limit."""
+        self.open("/deployment/concurrency")
+
+        def probe() -> tuple[bool, object]:
+            shown: dict[str, str] = {}
+            for row in self.driver.find_elements(By.CSS_SELECTOR, POOL_ROWS):
+                link = row.find_element(By.CSS_SELECTOR, "a")
+                pool = link.text.strip()
+                if link.get_attribute("href").endswith(f"/deployment/concurrency/{quote(pool, safe='')}"):
+                    shown[pool] = row.text.strip().removeprefix(pool).strip()
+            wrong = {pool: shown.get(pool) for pool, limit in limits.items() if shown.get(pool) != str(limit)}
+            return not wrong, f"pools shown with their limits: {shown}; expected {limits}"
+
+        self.wait(name, f"the pools page to list the pools with their limits {limits}", probe)
+        return self.screenshot(name)
+
+
+@contextmanager
+def dagster_ui(base_url: Callable[[], str], screenshots: Path = UI_ARTIFACTS_DIR) -> Iterator[DagsterUi]:
+    """A headless Chromium for the UI at `base_url()`, quit at the end. BrowserMissing, saying how
+    to install it, when Debian's chromium or chromedriver is not there."""
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not binary.exists():
+            raise BrowserMissing(f"{binary} not found: {INSTALL_HINT}")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROMIUM_ARGS:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        driver.set_page_load_timeout(DRIVER_TIMEOUT_SECONDS)
+        # --window-size counts the (invisible) browser frame: grow the window by it, so the page,
+        # and every screenshot, is WINDOW_WIDTH x WINDOW_HEIGHT.
+        inner_width, inner_height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        driver.set_window_size(2 * WINDOW_WIDTH - inner_width, 2 * WINDOW_HEIGHT - inner_height)
+        yield DagsterUi(driver=driver, base_url=base_url, screenshots=screenshots)
+    finally:
+        driver.quit()
