@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from k8s_tests.cluster_fixtures import (  # noqa: F401  (fixtures, found by name)
+    acme_image,
     batch_v1,
     cluster_artifacts_on_failure,
     core_v1,
