@@ -138,6 +138,15 @@ def render_values(helm: str, tmp_path: Path, values: dict[str, Any]) -> Rendered
     return Rendered(tuple(d for d in yaml.safe_load_all(result.stdout) if d))
 
 
+def assert_refused(helm: str, tmp_path: Path, values: dict[str, Any], expected: str) -> None:
+    """`helm template` of `values` fails, and its error contains `expected` (the key it names)."""
+    values_file = tmp_path / "bad-values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    result = helm_template(helm, [values_file])
+    assert result.returncode != 0, f"helm template accepted {values}"
+    assert expected in result.stderr, result.stderr
+
+
 def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:
     """The Kubernetes Job dagster_k8s builds for a run from this launcher config, as a manifest."""
     import kubernetes

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_render import CHART_DIR, Rendered, helm_template, load_values, render_values
+from chart_render import CHART_DIR, Rendered, assert_refused, load_values, render_values
 
 LOCATIONS_VALUES = CHART_DIR / "ci" / "code-locations-values.yaml"
 DEFAULTS = load_values(None)["codeLocation"]
@@ -219,8 +219,4 @@ BAD_LOCATIONS: list[tuple[str, list[dict[str, Any]], str]] = [
     ("locations", "message"), [case[1:] for case in BAD_LOCATIONS], ids=[c[0] for c in BAD_LOCATIONS]
 )
 def test_bad_code_locations_are_refused_naming_the_key(helm, tmp_path, locations, message):
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump({"additionalCodeLocations": locations}))
-    result = helm_template(helm, [values_file])
-    assert result.returncode != 0, f"accepted: {locations}"
-    assert message in result.stderr, result.stderr
+    assert_refused(helm, tmp_path, {"additionalCodeLocations": locations}, message)
