@@ -168,6 +168,11 @@ def _example_names(manifest: dict) -> set[str]:
     return names
 
 
+# Kernel interfaces the platform reads whose names happen to be words the example uses (its
+# `events` folder): cgroup v2's OOM counters (dagster_code/out_of_memory.py).
+KERNEL_FILE_NAMES = ("memory.events",)
+
+
 def test_platform_names_nothing_of_the_example(dbt_manifest):
     names = _example_names(json.loads(dbt_manifest.read_text()))
     assert {"analytics", "fct_app_events_microbatch", "snap_orders", "marts", "hourly_tests", "start_date"} <= names
@@ -177,6 +182,12 @@ def test_platform_names_nothing_of_the_example(dbt_manifest):
         for path in sorted(PLATFORM_DIR.rglob("*"))
         if path.suffix in (".py", ".yml", ".yaml", ".sql") and "__pycache__" not in path.parts
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        for match in pattern.finditer(line)
+        for match in pattern.finditer(_without_kernel_file_names(line))
     ]
     assert not hits, "dagster_code/ names the example project:\n" + "\n".join(hits)
+
+
+def _without_kernel_file_names(line: str) -> str:
+    for name in KERNEL_FILE_NAMES:
+        line = line.replace(name, "")
+    return line

@@ -9,10 +9,10 @@ from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._serdes.config_class import class_from_code_pointer
-from dagster_k8s import K8sRunLauncher
 from dagster_postgres import PostgresEventLogStorage
 
 from dagster_code.local.instance import instance_config as local_instance_config
+from dagster_code.run_launcher import PlatformK8sRunLauncher
 
 DB_ENV = {
     "DAGSTER_PG_HOST": "db.example",
@@ -36,7 +36,7 @@ def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp
         result = process_config(cls.config_type(), config[key].get("config") or {})
         assert result.success, f"{key}: {result.errors}"
     assert config["run_coordinator"]["class"] == QueuedRunCoordinator.__name__
-    assert config["run_launcher"]["class"] == K8sRunLauncher.__name__
+    assert config["run_launcher"]["class"] == PlatformK8sRunLauncher.__name__
 
     # The storage reads every connection setting, the password included, from the env; an
     # external server's libpq parameters are the only literal values.
@@ -123,7 +123,7 @@ def test_run_launcher_config(render, values_file):
     )
     snowflake = values["warehouse"]["target"] == "snowflake"
     assert launcher.get("env_secrets") == ([values["warehouse"]["snowflake"]["existingSecret"]] if snowflake else None)
-    result = process_config(K8sRunLauncher.config_type(), launcher)
+    result = process_config(PlatformK8sRunLauncher.config_type(), launcher)
     assert result.success, result.errors
 
 

@@ -1,8 +1,12 @@
 {#
-    The pre-hook sleeps var('slow_model_seconds') seconds (0 by default), so tests can stretch a
-    release at a known point, between staging and the marts.
+    The pre-hooks sleep var('slow_model_seconds') seconds and hold var('memory_hog_mb') MB in dbt's
+    process (both 0 by default), so tests can stretch a release, or run dbt out of memory, at a
+    known point between staging and the marts.
 #}
-{{ config(pre_hook="{{ sleep_seconds(var('slow_model_seconds')) }}") }}
+{{ config(pre_hook=[
+    "{{ sleep_seconds(var('slow_model_seconds')) }}",
+    "{{ memory_hog(var('memory_hog_mb')) }}",
+]) }}
 
 with
 

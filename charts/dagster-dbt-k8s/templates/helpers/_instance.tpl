@@ -73,8 +73,9 @@ run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
 run_launcher:
-  module: dagster_k8s
-  class: K8sRunLauncher
+  # dagster_k8s's K8sRunLauncher; a worker killed for memory fails its run saying so, unretried.
+  module: dagster_code.run_launcher
+  class: PlatformK8sRunLauncher
   config:
     job_namespace: {{ .Release.Namespace }}
     job_image: {{ include "dagster-dbt-k8s.projectImage" . }}
