@@ -1,5 +1,17 @@
-"""The chart's run launcher: dagster_k8s's K8sRunLauncher, and a run worker killed for memory
-fails its run with a message that says so, without retries (dagster_code.out_of_memory).
+"""The chart's run launcher: dagster_k8s's K8sRunLauncher, with two more verdicts on a run's worker.
+
+A run worker on a node that stopped answering is failed, so the run is retried on another node.
+Kubernetes deletes the pod once it no longer tolerates the node's not-ready or unreachable taint
+(the chart's nodeLoss.tolerationSeconds), but nothing completes the deletion: that is the
+kubelet's part, on the lost node. With `podReplacementPolicy: Failed` the Job waits for the pod to
+end, run monitoring sees a running Job, and the release stalls for as long as the node stays
+away. When a run pod's deletion is overdue by STUCK_DELETION_SECONDS past its grace period, the
+health check force-deletes it (what `kubectl delete --force` does for an operator) and fails the
+worker. The cost, on a node that is cut off rather than dead: its worker may run on until the
+node is back and its kubelet kills it, while the retry runs.
+
+A run worker killed for memory fails its run with a message that says so, without retries
+(dagster_code.out_of_memory).
 
 Run monitoring fails a run whose worker died (its Job failed, or it never reported its start
 within the start timeout) with the launcher's debug information about the worker's pod appended;
@@ -11,16 +23,44 @@ limit, and how to raise it, first in the failure's message.
 
 from __future__ import annotations
 
+import datetime
+
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import get_job_name_from_run_id
+from kubernetes import client
 
 from dagster_code.out_of_memory import HOW_TO_RAISE_THE_LIMIT, mark_out_of_memory
 
 OOM_KILLED = "OOMKilled"
+# A kubelet stops a deleted pod's containers within its grace period; one that has not this long
+# after it is not there to do it.
+STUCK_DELETION_SECONDS = 15
 
 
 class PlatformK8sRunLauncher(K8sRunLauncher):
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        result = super().check_run_worker_health(run)
+        if result.status != WorkerStatus.RUNNING:
+            return result
+        namespace = self.get_container_context_for_run(run).namespace
+        for pod in self._api_client.get_pods_in_job(self.job_name(run), namespace):
+            overdue = deletion_overdue_seconds(pod)
+            if overdue is None or overdue < STUCK_DELETION_SECONDS:
+                continue
+            self._api_client.core_api.delete_namespaced_pod(
+                pod.metadata.name, namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
+            )
+            message = (
+                f"The run worker's node {pod.spec.node_name} stopped answering: its pod {pod.metadata.name} "
+                f"was deleted ({deletion_reason(pod)}) and is still not stopped {overdue:.0f}s after its grace "
+                "period ended. The pod was force-deleted so that the run can be retried on another node."
+            )
+            self._instance.report_engine_event(message, run)
+            return CheckRunHealthResult(WorkerStatus.FAILED, message)
+        return result
+
     def get_run_worker_debug_info(self, run: DagsterRun, include_container_logs: bool | None = True) -> str | None:
         debug_info = super().get_run_worker_debug_info(run, include_container_logs)
         message = self.out_of_memory_message(run)
@@ -32,8 +72,7 @@ class PlatformK8sRunLauncher(K8sRunLauncher):
     def out_of_memory_message(self, run: DagsterRun) -> str | None:
         """Why the run's worker died, if the kernel killed it for memory."""
         namespace = self.get_container_context_for_run(run).namespace
-        job_name = get_job_name_from_run_id(run.run_id, resume_attempt_number=self._get_resume_attempt_number(run))
-        for pod in self._api_client.get_pods_in_job(job_name, namespace):
+        for pod in self._api_client.get_pods_in_job(self.job_name(run), namespace):
             for status in pod.status.container_statuses or []:
                 terminated = status.state.terminated or (status.last_state and status.last_state.terminated)
                 if terminated is None or terminated.reason != OOM_KILLED:
@@ -47,3 +86,25 @@ class PlatformK8sRunLauncher(K8sRunLauncher):
                     "with the same limit would fail the same way. " + HOW_TO_RAISE_THE_LIMIT
                 )
         return None
+
+    def job_name(self, run: DagsterRun) -> str:
+        return get_job_name_from_run_id(run.run_id, resume_attempt_number=self._get_resume_attempt_number(run))
+
+
+def deletion_overdue_seconds(pod: client.V1Pod) -> float | None:
+    """Seconds since a deleted pod's grace period ended (its deletionTimestamp), if it is deleted
+    and its containers are not all stopped."""
+    deadline = pod.metadata.deletion_timestamp
+    if deadline is None:
+        return None
+    if all(status.state.terminated for status in pod.status.container_statuses or []):
+        return None
+    return (datetime.datetime.now(datetime.UTC) - deadline).total_seconds()
+
+
+def deletion_reason(pod: client.V1Pod) -> str:
+    """Who deleted the pod, from its DisruptionTarget condition (the taint manager, a drain)."""
+    for condition in pod.status.conditions or []:
+        if condition.type == "DisruptionTarget" and condition.status == "True":
+            return f"{condition.reason}: {condition.message}"
+    return "no disruption condition"

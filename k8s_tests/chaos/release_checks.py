@@ -64,12 +64,15 @@ def reference_release(deployment: Deployment, project: ReleaseProject = EXAMPLE_
 
 
 def launch_and_reach_slow_model(
-    deployment: Deployment, project: ReleaseProject = EXAMPLE_RELEASE, pause_seconds: int = CHAOS_SLOW_MODEL_SECONDS
+    deployment: Deployment,
+    project: ReleaseProject = EXAMPLE_RELEASE,
+    pause_seconds: int = CHAOS_SLOW_MODEL_SECONDS,
+    tags: dict[str, str] | None = None,
 ) -> str:
-    """Launches a release whose paused model sleeps `pause_seconds`; returns once the assets built
-    before it are materialized and checked (the window a fault must land in)."""
+    """Launches a release (with `tags`) whose paused model sleeps `pause_seconds`; returns once the
+    assets built before it are materialized and checked (the window a fault must land in)."""
     api = deployment.api
-    parent_id = api.launch_run(project.job, {project.pause_tag: str(pause_seconds)})
+    parent_id = api.launch_run(project.job, {**(tags or {}), project.pause_tag: str(pause_seconds)})
     deployment.runs_to_save.append(parent_id)
 
     def probe() -> tuple[bool, object]:

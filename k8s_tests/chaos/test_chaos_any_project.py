@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from kubernetes import client
 
@@ -118,6 +119,8 @@ def ready_at(pod: client.V1Pod) -> float:
     return ready.last_transition_time.timestamp()
 
 
+# CI upgrades between a failure and its retry (the next test) instead.
+@pytest.mark.full_suite
 def test_upgrade_to_another_image_and_back_runs_the_image_just_deployed(
     acme_deployment: Deployment, tmp_path: Path
 ) -> None:

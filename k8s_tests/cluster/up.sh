@@ -2,7 +2,8 @@
 # Brings up the project's kind cluster and writes its kubeconfig.
 #   up.sh [single|multi]    single: one control-plane node (default); multi: plus two workers.
 # The node image is kindest/node for the pinned Kubernetes version where it can be pulled, and is
-# built on this machine (build-binaries.sh, build-node-image.sh) where it cannot.
+# built on this machine (build-binaries.sh, build-node-image.sh) where it cannot. Then it installs
+# the NetworkPolicy enforcer (images/network-policy) on every node.
 #
 # Environment:
 #   CLUSTER_NAME             cluster name (default dagster-dbt-k8s)
@@ -148,6 +149,19 @@ wait_for_cluster() {
     deployment/local-path-provisioner --timeout=5s
 }
 
+# The NetworkPolicy enforcer (images/network-policy): kindnetd enforces none, and the chart ships
+# NetworkPolicies the suites prove. Built here, loaded with `kind load`, one pod per node.
+install_network_policy() {
+  local dir="${CLUSTER_DIR}/images/network-policy"
+  NICE="${NICE}" "${dir}/build-image.sh"
+  kind load docker-image "${NETWORK_POLICY_IMAGE}" --name "${CLUSTER_NAME}"
+  sed "s|image: NETWORK_POLICY_IMAGE|image: ${NETWORK_POLICY_IMAGE}|" "${dir}/network-policy.yaml" |
+    kubectl --kubeconfig "${KUBECONFIG_PATH}" apply -f -
+  kubectl --kubeconfig "${KUBECONFIG_PATH}" -n kube-system rollout status daemonset/network-policy \
+    --timeout "${CLUSTER_READY_TIMEOUT}s" ||
+    die "timed out after ${CLUSTER_READY_TIMEOUT}s waiting for DaemonSet kube-system/network-policy to run on every node (kubectl -n kube-system logs ds/network-policy)"
+}
+
 main() {
   take_build_lock
   local layout="${1:-single}" image
@@ -161,6 +175,7 @@ main() {
   log "node image: ${image}"
   run_step "create cluster ${CLUSTER_NAME} (${layout})" create_cluster "${layout}" "${image}"
   run_step "wait for cluster ${CLUSTER_NAME}" wait_for_cluster
+  run_step "NetworkPolicy enforcer" install_network_policy
   kubectl --kubeconfig "${KUBECONFIG_PATH}" get nodes -o wide
   log "cluster ${CLUSTER_NAME} is up; kubeconfig: ${KUBECONFIG_PATH}"
   log "  export KUBECONFIG=${KUBECONFIG_PATH}"

@@ -4,6 +4,9 @@ on a kind node, for a kill that skips SIGTERM), and the waits that find their ta
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kubernetes import client
 
@@ -50,6 +53,36 @@ def kill_without_grace(deployment: Deployment, pod: client.V1Pod) -> None:
     deployment.core_v1.delete_namespaced_pod(
         pod.metadata.name, pod.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
     )
+
+
+@contextmanager
+def partitioned(deployment: Deployment, pod: client.V1Pod, peer: client.V1Pod) -> Iterator[float]:
+    """Drops every packet between two pods, both ways, without a reset (no RST, no ICMP): iptables
+    DROP rules at the top of FORWARD on every node, where pod traffic is routed. Yields the time
+    (time.monotonic) the cut took effect; the rules go when the block ends, however it ends."""
+    nodes = [node.metadata.name for node in deployment.core_v1.list_node().items]
+    source, destination = pod.status.pod_ip, peer.status.pod_ip
+    rules = [["-s", source, "-d", destination, "-j", "DROP"], ["-s", destination, "-d", source, "-j", "DROP"]]
+
+    def iptables(node: str, action: str, rule: list[str]) -> None:
+        subprocess.run(
+            ["docker", "exec", node, "iptables", action, "FORWARD", *rule],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    inserted = []
+    try:
+        for node in nodes:
+            for rule in rules:
+                iptables(node, "-I", rule)
+                inserted.append((node, rule))
+        yield time.monotonic()
+    finally:
+        for node, rule in inserted:
+            iptables(node, "-D", rule)
 
 
 def live_component_pods(deployment: Deployment, component: str) -> list[client.V1Pod]:

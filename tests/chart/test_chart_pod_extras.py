@@ -52,6 +52,16 @@ EVERY_KEY = {
     "extraContainers": [{"name": "exporter", "image": "exporter:1", "securityContext": {"runAsUser": 2000}}],
 }
 
+# The chart's own tolerations of a lost node (nodeLoss), first on every pod but PostgreSQL's.
+NODE_LOSS_TOLERATIONS = [
+    {"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}
+    for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+]
+
+
+def chart_tolerations(block: str) -> list[dict[str, Any]]:
+    return [] if block == "postgresql" else NODE_LOSS_TOLERATIONS
+
 
 def pods_of(rendered: Rendered, block: str) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(where, pod metadata, pod spec, main container) of every pod a values block configures."""
@@ -91,8 +101,9 @@ def test_empty_defaults_add_nothing(render, values_file):
         if block == "postgresql" and not rendered.of_kind("StatefulSet"):
             continue
         for where, _, spec, container in pods_of(rendered, block):
-            for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+            for key in ("nodeSelector", "affinity", "priorityClassName"):
                 assert not spec.get(key), f"{where}: {key}"
+            assert spec.get("tolerations", []) == chart_tolerations(block), where
             assert len(spec["containers"]) == 1, where
             assert set(names(spec.get("initContainers"))) <= {"wait-for-database"}, where
             assert set(names(spec.get("volumes"))) <= {"tmp", "instance", "workspace", "run", "data"}, where
@@ -100,7 +111,7 @@ def test_empty_defaults_add_nothing(render, values_file):
     run_k8s_config = rendered.instance_config()["run_launcher"]["config"]["run_k8s_config"]
     assert set(run_k8s_config) == {"container_config", "pod_spec_config", "job_spec_config"}
     assert set(run_k8s_config["container_config"]) == {"securityContext", "env"}
-    assert set(run_k8s_config["pod_spec_config"]) == {"securityContext"}
+    assert set(run_k8s_config["pod_spec_config"]) == {"securityContext", "tolerations"}
     code_location = rendered.one("Deployment", "-code-location")["spec"]["template"]["spec"]
     (constraint,) = code_location["topologySpreadConstraints"]
     assert constraint["topologyKey"] == "kubernetes.io/hostname"
@@ -113,7 +124,7 @@ def test_pod_defaults_reach_every_pod(helm, tmp_path, block):
         assert spec["nodeSelector"] == EVERY_KEY["nodeSelector"], where
         assert spec["affinity"] == EVERY_KEY["affinity"], where
         assert spec["priorityClassName"] == "dagster-default", where
-        assert spec["tolerations"] == EVERY_KEY["tolerations"], where
+        assert spec["tolerations"] == [*chart_tolerations(block), *EVERY_KEY["tolerations"]], where
         assert EVERY_KEY["topologySpreadConstraints"][0] in spec["topologySpreadConstraints"], where
         assert metadata["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false", where
         assert metadata["labels"]["team"] == "data", where
@@ -194,7 +205,7 @@ def test_lists_concatenate_the_defaults_first(helm, tmp_path):
     }
     rendered = render_values(helm, tmp_path, {"podDefaults": EVERY_KEY, "codeLocation": {"pod": own}})
     ((_, _, spec, container),) = pods_of(rendered, "codeLocation")
-    assert spec["tolerations"] == [*EVERY_KEY["tolerations"], *own["tolerations"]]
+    assert spec["tolerations"] == [*NODE_LOSS_TOLERATIONS, *EVERY_KEY["tolerations"], *own["tolerations"]]
     # The chart's own spread over nodes stays first.
     assert [c["topologyKey"] for c in spec["topologySpreadConstraints"]] == [
         "kubernetes.io/hostname",
@@ -237,8 +248,9 @@ def test_run_pods_extras_are_in_the_rendered_instance_config(helm, tmp_path):
         "labels": EVERY_KEY["podLabels"],
     }
     pod_spec_config = run_k8s_config["pod_spec_config"]
-    for key in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "priorityClassName", "volumes"):
+    for key in ("nodeSelector", "affinity", "topologySpreadConstraints", "priorityClassName", "volumes"):
         assert pod_spec_config[key] == EVERY_KEY[key], key
+    assert pod_spec_config["tolerations"] == [*NODE_LOSS_TOLERATIONS, *EVERY_KEY["tolerations"]]
     assert names(pod_spec_config["initContainers"]) == ["db-proxy"]
     assert "containers" not in pod_spec_config
     container_config = run_k8s_config["container_config"]
@@ -272,7 +284,8 @@ def test_a_jobs_dagster_k8s_config_tag_is_deep_merged_on_top(helm, tmp_path):
     template = run_worker_job({**launcher, "run_k8s_config": context.run_k8s_config.to_dict()})["spec"]["template"]
     spec = template["spec"]
     assert spec["nodeSelector"] == {"pool": "dagster", "disk": "ssd"}
-    assert spec["tolerations"] == [*EVERY_KEY["tolerations"], {"key": "gpu", "operator": "Exists"}]
+    gpu = {"key": "gpu", "operator": "Exists"}
+    assert spec["tolerations"] == [*NODE_LOSS_TOLERATIONS, *EVERY_KEY["tolerations"], gpu]
     assert spec["priorityClassName"] == "dagster-critical"
     assert names(spec["containers"][0]["env"])[-2:] == ["HTTPS_PROXY", "DBT_THREADS"]
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"

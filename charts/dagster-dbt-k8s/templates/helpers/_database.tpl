@@ -122,3 +122,40 @@ in a ConfigMap. Call with list <params map> "<value path>".
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The libpq connection service every PostgreSQL client of the project's containers and run pods
+reads (PGSERVICEFILE, PGSERVICE in the env ConfigMap): postgresqlClient's timeouts and keepalives,
+which libpq applies to every parameter a connection does not set itself. The file is a key of the
+instance ConfigMap, mounted next to dagster.yaml.
+*/}}
+{{- define "dagster-dbt-k8s.pgServiceName" -}}
+dagster-dbt-k8s
+{{- end }}
+
+{{- define "dagster-dbt-k8s.pgServiceFileName" -}}
+pg_service.conf
+{{- end }}
+
+{{- define "dagster-dbt-k8s.pgServiceFilePath" -}}
+{{ printf "%s/%s" .Values.dagsterHome (include "dagster-dbt-k8s.pgServiceFileName" .) }}
+{{- end }}
+
+{{/* The service file's mount (from the volume "instance"), for every container given PGSERVICE. */}}
+{{- define "dagster-dbt-k8s.pgServiceFileMount" -}}
+- name: instance
+  mountPath: {{ include "dagster-dbt-k8s.pgServiceFilePath" . }}
+  subPath: {{ include "dagster-dbt-k8s.pgServiceFileName" . }}
+  readOnly: true
+{{- end }}
+
+{{- define "dagster-dbt-k8s.pgServiceFile" -}}
+{{- $client := .Values.postgresqlClient -}}
+[{{ include "dagster-dbt-k8s.pgServiceName" . }}]
+connect_timeout={{ $client.connectTimeoutSeconds }}
+keepalives=1
+keepalives_idle={{ $client.keepalivesIdleSeconds }}
+keepalives_interval={{ $client.keepalivesIntervalSeconds }}
+keepalives_count={{ $client.keepalivesCount }}
+tcp_user_timeout={{ mul $client.tcpUserTimeoutSeconds 1000 }}
+{{- end }}

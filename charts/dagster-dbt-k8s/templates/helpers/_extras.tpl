@@ -4,7 +4,8 @@ Which wins (documented above podDefaults in values.yaml):
 - nodeSelector, affinity, priorityClassName: the component's value replaces the default when
   it is not empty;
 - podAnnotations, podLabels: merged, the component's value winning per key;
-- every list: the defaults, then the component's;
+- every list: the defaults, then the component's; tolerations start with the chart's own of a
+  lost node (nodeLoss), on every pod but PostgreSQL's;
 - pods that must finish (hooks, helm test, run pods) take no extraContainers.
 */}}
 
@@ -27,6 +28,7 @@ Which wins (documented above podDefaults in values.yaml):
 {{- range $key := list "tolerations" "topologySpreadConstraints" "env" "envFrom" "volumes" "volumeMounts" "initContainers" "extraContainers" }}
 {{- $_ := set $extras $key (concat (get $defaults $key | default list) (get $own $key | default list)) }}
 {{- end }}
+{{- $_ := set $extras "tolerations" (concat (include "dagster-dbt-k8s.nodeLossTolerations" (list $root $path) | fromJsonArray) $extras.tolerations) }}
 {{- if $finite }}
 {{- $_ := set $extras "extraContainers" list }}
 {{- end }}
@@ -102,4 +104,22 @@ the extras (the code location renders topologySpreadConstraints itself, after it
 {{- if $fields }}
 {{- toYaml $fields }}
 {{- end }}
+{{- end }}
+
+{{/*
+The chart's tolerations of a node that stopped answering, as a JSON list: Kubernetes deletes a
+pod nodeLoss.tolerationSeconds after its node turned not-ready or unreachable (instead of its
+default 300 s), so that a Deployment replaces it and the run launcher fails a run whose pod it
+was. Not PostgreSQL's pod: its volume is on that node, a replacement could not start elsewhere.
+Call with list $ "<component>.pod".
+*/}}
+{{- define "dagster-dbt-k8s.nodeLossTolerations" -}}
+{{- $root := index . 0 -}}
+{{- $tolerations := list -}}
+{{- if ne (index . 1) "postgresql.pod" }}
+{{- range $taint := list "node.kubernetes.io/not-ready" "node.kubernetes.io/unreachable" }}
+{{- $tolerations = append $tolerations (dict "key" $taint "operator" "Exists" "effect" "NoExecute" "tolerationSeconds" $root.Values.nodeLoss.tolerationSeconds) }}
+{{- end }}
+{{- end }}
+{{- toJson $tolerations }}
 {{- end }}

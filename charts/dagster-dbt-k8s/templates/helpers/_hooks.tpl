@@ -64,6 +64,7 @@ native sidecar is up before it). Call with list $ <pod extras>.
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    {{- include "dagster-dbt-k8s.pgServiceFileMount" $root | nindent 4 }}
     {{- with $extras.volumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

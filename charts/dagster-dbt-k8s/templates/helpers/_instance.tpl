@@ -104,9 +104,16 @@ run_launcher:
     volumes:
       - name: tmp
         empty_dir: {}
+      - name: instance
+        config_map:
+          name: {{ include "dagster-dbt-k8s.instanceConfigMapName" . }}
     volume_mounts:
       - name: tmp
         mount_path: /tmp
+      - name: instance
+        mount_path: {{ include "dagster-dbt-k8s.pgServiceFilePath" . }}
+        sub_path: {{ include "dagster-dbt-k8s.pgServiceFileName" . }}
+        read_only: true
     run_k8s_config:
       container_config:
         securityContext:

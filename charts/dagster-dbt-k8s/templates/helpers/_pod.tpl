@@ -69,8 +69,8 @@ env:
 {{- end }}
 
 {{/*
-dagster.yaml goes in as one file so DAGSTER_HOME itself stays the image's directory; then the
-pod extras' mounts. Call with list $ <pod extras>.
+dagster.yaml and the libpq service file go in as single files so DAGSTER_HOME itself stays the
+image's directory; then the pod extras' mounts. Call with list $ <pod extras>.
 */}}
 {{- define "dagster-dbt-k8s.projectVolumeMounts" -}}
 {{- $root := index . 0 -}}
@@ -80,6 +80,7 @@ pod extras' mounts. Call with list $ <pod extras>.
   mountPath: {{ printf "%s/dagster.yaml" $root.Values.dagsterHome }}
   subPath: dagster.yaml
   readOnly: true
+{{ include "dagster-dbt-k8s.pgServiceFileMount" $root }}
 - name: workspace
   mountPath: /opt/dagster/workspace
   readOnly: true

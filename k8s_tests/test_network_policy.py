@@ -1,0 +1,352 @@
+"""The chart's NetworkPolicies, enforced on kind by the cluster's own enforcer
+(k8s_tests/cluster/images/network-policy, installed by k8s_tests/cluster/up.sh).
+
+On the chaos suite's release (`chaos_deployment`: installed by hack/up.sh, policies on by default,
+and its raw_data_job run already succeeded through them): a pod of another namespace cannot open a
+TCP connection to PostgreSQL or to a code server's gRPC port, by Service or by any pod's address
+(every node's enforcer is asked), while it can reach the webserver, which no policy covers, so
+what fails is the policy, not the network; from inside the release (the daemon) both connect.
+A policy created, changed and deleted in a namespace of the test's own takes effect within
+POLICY_APPLIED_SECONDS; the time it took is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from k8s_tests.harness.cluster import KindCluster, tool, wait_until
+from k8s_tests.harness.deployment import POSTGRESQL_SERVICE, WEBSERVER_SERVICE, Deployment
+
+ENFORCER_NAMESPACE = "kube-system"
+ENFORCER_DAEMONSET = "network-policy"
+# A refused connection here is a dropped SYN: connect() gives up after this long.
+CONNECT_TIMEOUT_SECONDS = 3
+POD_READY_SECONDS = 180
+# From a NetworkPolicy change in the API to the nodes' rules (the enforcer debounces 250 ms).
+POLICY_APPLIED_SECONDS = 15
+LISTENER_PORT = 8080
+# Run in a pod: connects to each "host:port" of argv[1] (JSON) and prints {target: outcome}.
+CONNECT_SCRIPT = """
+import json, socket, sys
+outcomes = {}
+for target in json.loads(sys.argv[1]):
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=float(sys.argv[2])).close()
+        outcomes[target] = "connected"
+    except OSError as error:
+        outcomes[target] = f"{type(error).__name__}: {error}"
+print(json.dumps(outcomes))
+"""
+# Run in a pod: prints "ready" once connecting to argv[1] gives the outcome argv[2] is not
+# ("connected" or "refused"), then the time.time() at which it first gives argv[2]; gives up after
+# argv[3] seconds. The kind nodes share the host's clock, so the test subtracts its own time.
+WATCH_SCRIPT = """
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+want, deadline = sys.argv[2], time.monotonic() + float(sys.argv[3])
+def outcome():
+    try:
+        socket.create_connection((host, int(port)), timeout=0.5).close()
+        return "connected"
+    except OSError:
+        return "refused"
+while outcome() == want:
+    if time.monotonic() > deadline:
+        sys.exit(f"{sys.argv[1]}: never saw the state before {want}")
+    time.sleep(0.2)
+print("ready", flush=True)
+while outcome() != want:
+    if time.monotonic() > deadline:
+        sys.exit(f"{sys.argv[1]}: not {want} within {sys.argv[3]}s")
+    time.sleep(0.1)
+print(time.time(), flush=True)
+"""
+
+
+def kubectl(cluster: KindCluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def connect_from(cluster: KindCluster, namespace: str, pod: str, targets: list[str]) -> dict[str, str]:
+    """{target: "connected" or the error} of a TCP connect from inside `pod` to each target."""
+    result = kubectl(
+        cluster,
+        "-n",
+        namespace,
+        "exec",
+        pod,
+        "--",
+        "python",
+        "-c",
+        CONNECT_SCRIPT,
+        json.dumps(targets),
+        str(CONNECT_TIMEOUT_SECONDS),
+        timeout=60 + CONNECT_TIMEOUT_SECONDS * len(targets),
+    )
+    assert result.returncode == 0, f"kubectl exec {namespace}/{pod} failed: {result.stderr}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def python_pod(name: str, image: str, labels: dict[str, str], command: list[str]) -> dict[str, Any]:
+    """A pod of the project image (it has Python; loaded with kind load, never pulled), restricted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": command,
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                }
+            ],
+        },
+    }
+
+
+def start_pod(core_v1: client.CoreV1Api, namespace: str, manifest: dict[str, Any]) -> client.V1Pod:
+    name = manifest["metadata"]["name"]
+    core_v1.create_namespaced_pod(namespace, manifest)
+
+    def running() -> tuple[bool, Any]:
+        pod = core_v1.read_namespaced_pod(name, namespace)
+        ready = pod.status.phase == "Running" and pod.status.pod_ip
+        return bool(ready), (pod if ready else f"phase {pod.status.phase}, ip {pod.status.pod_ip}")
+
+    return wait_until(f"pod {namespace}/{name} to run", running, POD_READY_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def enforcer(kind_cluster: KindCluster, k8s_client: client.ApiClient, core_v1: client.CoreV1Api) -> None:
+    """The enforcer runs on every node; fails, naming the fix, on a cluster made without it."""
+    apps = client.AppsV1Api(k8s_client)
+    try:
+        daemonset = apps.read_namespaced_daemon_set(ENFORCER_DAEMONSET, ENFORCER_NAMESPACE)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+        pytest.fail(
+            f"no DaemonSet {ENFORCER_NAMESPACE}/{ENFORCER_DAEMONSET} in cluster {kind_cluster.name}: "
+            "it was made before the NetworkPolicy enforcer; run k8s_tests/cluster/up.sh again (it installs it)"
+        )
+    nodes = len(core_v1.list_node().items)
+    ready = daemonset.status.number_ready or 0
+    assert ready == nodes, f"the NetworkPolicy enforcer is ready on {ready} of {nodes} nodes"
+
+
+@pytest.fixture(scope="module")
+def outsider(enforcer: None, core_v1: client.CoreV1Api, namespace: str, project_image: str) -> Iterator[str]:
+    """A pod in a namespace of its own (not the release's), idle; its name."""
+    name = "outsider"
+    start_pod(core_v1, namespace, python_pod(name, project_image, {"role": "client"}, ["sleep", "3600"]))
+    yield name
+
+
+def release_targets(deployment: Deployment) -> dict[str, list[str]]:
+    """host:port targets of the release, by what they are: each Service's address and each of its
+    pods' (a pod's own port, from its spec)."""
+    core = deployment.core_v1
+    ns = deployment.namespace
+
+    def service_target(service: client.V1Service) -> str:
+        return f"{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+
+    def pod_targets(component: str, port_name: str) -> list[str]:
+        found = []
+        for pod in deployment.component_pods(component):
+            if pod.status.phase != "Running" or not pod.status.pod_ip:
+                continue
+            ports = [p.container_port for c in pod.spec.containers for p in c.ports or [] if p.name == port_name]
+            found += [f"{pod.status.pod_ip}:{port}" for port in ports]
+        assert found, f"no running pod of component {component} with a port named {port_name}"
+        return found
+
+    code_services = core.list_namespaced_service(
+        ns, label_selector="app.kubernetes.io/component=code-location,app.kubernetes.io/instance=dagster"
+    ).items
+    assert code_services, f"no code-location Service in {ns}"
+    return {
+        "postgresql": [
+            service_target(core.read_namespaced_service(POSTGRESQL_SERVICE, ns)),
+            *pod_targets("postgresql", "postgresql"),
+        ],
+        "code server": [*map(service_target, code_services), *pod_targets("code-location", "grpc")],
+        "webserver": [
+            service_target(core.read_namespaced_service(WEBSERVER_SERVICE, ns)),
+            *pod_targets("webserver", "http"),
+        ],
+    }
+
+
+def test_the_chart_installed_its_policies(chaos_deployment: Deployment, k8s_client: client.ApiClient):
+    policies = client.NetworkingV1Api(k8s_client).list_namespaced_network_policy(chaos_deployment.namespace).items
+    protected = sorted(p.spec.pod_selector.match_labels["app.kubernetes.io/component"] for p in policies)
+    assert protected == ["code-location", "postgresql"]
+
+
+def test_another_namespace_reaches_neither_postgresql_nor_the_code_server(
+    chaos_deployment: Deployment, kind_cluster: KindCluster, namespace: str, outsider: str
+):
+    targets = release_targets(chaos_deployment)
+    outcomes = connect_from(kind_cluster, namespace, outsider, [t for group in targets.values() for t in group])
+    print(f"from {namespace}/{outsider}: {outcomes}")
+    # The control: the same pod reaches the webserver, which no policy covers.
+    assert all(outcomes[t] == "connected" for t in targets["webserver"]), outcomes
+    for protected in ("postgresql", "code server"):
+        for target in targets[protected]:
+            assert outcomes[target] != "connected", f"{protected} at {target} accepted a pod of namespace {namespace}"
+            assert "timed out" in outcomes[target], f"{target}: dropped packets time out; got {outcomes[target]}"
+
+
+def test_the_release_reaches_postgresql_and_the_code_server(chaos_deployment: Deployment, enforcer: None):
+    targets = release_targets(chaos_deployment)
+    (daemon, *_) = [pod for pod in chaos_deployment.component_pods("daemon") if pod.status.phase == "Running"]
+    outcomes = connect_from(
+        chaos_deployment.cluster,
+        chaos_deployment.namespace,
+        daemon.metadata.name,
+        [*targets["postgresql"], *targets["code server"]],
+    )
+    assert set(outcomes.values()) == {"connected"}, outcomes
+
+
+def watch_until(cluster: KindCluster, namespace: str, pod: str, target: str, want: str, change) -> float:
+    """Seconds from `change()` (an API call) until `pod` sees connecting to `target` give `want`."""
+    watcher = subprocess.Popen(
+        [
+            tool("kubectl"),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "-n",
+            namespace,
+            "exec",
+            pod,
+            "--",
+            "python",
+            "-c",
+            WATCH_SCRIPT,
+            target,
+            want,
+            str(POLICY_APPLIED_SECONDS + 30),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = watcher.stdout.readline().strip()
+        assert first == "ready", (
+            f"watcher of {target}: {first} {watcher.stderr.read() if watcher.poll() is not None else ''}"
+        )
+        changed_at = time.time()
+        change()
+        output, errors = watcher.communicate(timeout=POLICY_APPLIED_SECONDS + 60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, f"watcher of {target}: {errors}"
+    return float(output.strip().splitlines()[-1]) - changed_at
+
+
+def test_a_policy_change_takes_effect_within_seconds(
+    kind_cluster: KindCluster,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    namespace: str,
+    outsider: str,
+    project_image: str,
+):
+    """Deny-all on a listener, then an allow from the outsider by podSelector and port, then the
+    policy deleted: each change reaches the listener's node within POLICY_APPLIED_SECONDS."""
+    networking = client.NetworkingV1Api(k8s_client)
+    listener = start_pod(
+        core_v1,
+        namespace,
+        python_pod(
+            "listener",
+            project_image,
+            {"role": "listener"},
+            ["python", "-m", "http.server", str(LISTENER_PORT), "--directory", "/tmp"],
+        ),
+    )
+    target = f"{listener.status.pod_ip}:{LISTENER_PORT}"
+    wait_until(
+        f"{target} to accept connections",
+        lambda: (
+            (outcome := connect_from(kind_cluster, namespace, outsider, [target])[target]) == "connected",
+            outcome,
+        ),
+        60,
+    )
+    name = "listener-ingress"
+    deny_all = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {"matchLabels": {"role": "listener"}}, "policyTypes": ["Ingress"]},
+    }
+    allow_client = {
+        "spec": {
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {"matchExpressions": [{"key": "role", "operator": "In", "values": ["client"]}]}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": LISTENER_PORT}],
+                }
+            ]
+        }
+    }
+    timings = {
+        "deny-all created": watch_until(
+            kind_cluster,
+            namespace,
+            outsider,
+            target,
+            "refused",
+            lambda: networking.create_namespaced_network_policy(namespace, deny_all),
+        ),
+        "allow added": watch_until(
+            kind_cluster,
+            namespace,
+            outsider,
+            target,
+            "connected",
+            lambda: networking.patch_namespaced_network_policy(name, namespace, allow_client),
+        ),
+    }
+    networking.patch_namespaced_network_policy(
+        name, namespace, {"spec": {"ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "nobody"}}}]}]}}
+    )
+    timings["policy deleted"] = watch_until(
+        kind_cluster,
+        namespace,
+        outsider,
+        target,
+        "connected",
+        lambda: networking.delete_namespaced_network_policy(name, namespace),
+    )
+    print("policy change -> enforced on the node: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    slow = {change: seconds for change, seconds in timings.items() if seconds > POLICY_APPLIED_SECONDS}
+    assert not slow, f"changes enforced after more than {POLICY_APPLIED_SECONDS}s: {slow}"
