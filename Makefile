@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 SELECT ?=
 LAYOUT ?= single
+# The chaos soak's random generator seed and number of rounds (make chaos-soak).
+SEED ?= 1
+ROUNDS ?= 30
 # The dbt project that `make dev` runs and `make image` packages (a path; default the example).
 DBT_PROJECT ?= dbt_project
 
@@ -92,6 +95,10 @@ k8s-test: setup ## The cluster suites CI runs: acceptance + every fault kind; K8
 .PHONY: k8s-test-full
 k8s-test-full: setup ## Every cluster scenario (k8s-test and the full_suite ones); takes K8S_TEST_ARGS too.
 	hack/test.sh k8s_tests $(K8S_TEST_ARGS)
+
+.PHONY: chaos-soak
+chaos-soak: setup ## Faults of every kind at random moments, invariants checked each round: SEED=1 ROUNDS=30 (multi-node cluster; takes K8S_TEST_ARGS).
+	SOAK_SEED=$(SEED) SOAK_ROUNDS=$(ROUNDS) hack/test.sh k8s_tests/chaos/test_chaos_soak.py -s --cluster-layout multi $(K8S_TEST_ARGS)
 
 .PHONY: bench
 bench: setup ## Recovery benchmark on its own kind cluster; BENCH_ARGS="--quick" for a one-repetition check.

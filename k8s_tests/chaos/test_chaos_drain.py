@@ -14,12 +14,10 @@ keeps the other replica serving.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
     PARENT_FAILS_TIMEOUT_SECONDS,
@@ -29,25 +27,16 @@ from k8s_tests.chaos.release_checks import (
     launch_and_reach_slow_model,
     wait_one_retry_finished,
 )
-from k8s_tests.harness.cluster import tool
 from k8s_tests.harness.deployment import Deployment
-from k8s_tests.harness.faults import only_component_pod, running_run_pod
+from k8s_tests.harness.faults import (
+    cordoned,
+    drain,
+    only_component_pod,
+    running_run_pod,
+    schedulable_nodes,
+    set_unschedulable,
+)
 from k8s_tests.harness.release import GreenReader, wait_run_finished
-
-DRAIN_TIMEOUT_SECONDS = 300
-
-
-def schedulable_nodes(core_v1: client.CoreV1Api) -> list[str]:
-    """Nodes without a NoSchedule taint (kind taints the control plane of a multi-node cluster)."""
-    return [
-        node.metadata.name
-        for node in core_v1.list_node().items
-        if not any(taint.effect == "NoSchedule" for taint in node.spec.taints or []) and not node.spec.unschedulable
-    ]
-
-
-def set_unschedulable(core_v1: client.CoreV1Api, node: str, unschedulable: bool) -> None:
-    core_v1.patch_node(node, {"spec": {"unschedulable": unschedulable}})
 
 
 @pytest.fixture
@@ -64,37 +53,14 @@ def worker_nodes(chaos_deployment: Deployment) -> Iterator[list[str]]:
         set_unschedulable(chaos_deployment.core_v1, node, False)
 
 
-def drain(deployment: Deployment, node: str) -> subprocess.CompletedProcess[str]:
-    """`kubectl drain`: cordon, then evict every pod but DaemonSets' through the Eviction API."""
-    return subprocess.run(
-        [
-            tool("kubectl"),
-            "--kubeconfig",
-            str(deployment.cluster.kubeconfig),
-            "drain",
-            node,
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            f"--timeout={DRAIN_TIMEOUT_SECONDS}s",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=DRAIN_TIMEOUT_SECONDS + 60,
-    )
-
-
 def test_drain_of_the_run_pods_node(
     chaos_deployment: Deployment, reference: Reference, green_reader: GreenReader, worker_nodes: list[str]
 ) -> None:
     core_v1 = chaos_deployment.core_v1
     postgresql_node = only_component_pod(chaos_deployment, "postgresql").spec.node_name
-    set_unschedulable(core_v1, postgresql_node, True)
-    try:
+    with cordoned(core_v1, postgresql_node):
         parent_id = launch_and_reach_slow_model(chaos_deployment)
         pod = running_run_pod(chaos_deployment, parent_id)
-    finally:
-        set_unschedulable(core_v1, postgresql_node, False)
     node = pod.spec.node_name
     assert node != postgresql_node
     moved = [

@@ -14,12 +14,10 @@ the node of the embedded PostgreSQL and its local volume is another case (see th
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client
 
 from k8s_tests.chaos.release_checks import (
     Reference,
@@ -28,67 +26,44 @@ from k8s_tests.chaos.release_checks import (
     launch_and_reach_slow_model,
     wait_one_retry_finished,
 )
-from k8s_tests.chaos.test_chaos_drain import schedulable_nodes, set_unschedulable
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.deployment import Deployment
-from k8s_tests.harness.faults import live_component_pods, only_component_pod, running_run_pod, wait_replacement_ready
+from k8s_tests.harness.faults import (
+    cordoned,
+    freeze_node,
+    move_off,
+    node_ready,
+    only_component_pod,
+    running_run_pod,
+    schedulable_nodes,
+    unfreeze_node,
+    wait_components_ready,
+)
 from k8s_tests.harness.release import GreenReader, failure_messages, wait_run_finished
 
 # Node monitor grace period (50 s in Kubernetes 1.34), the chart's toleration (30 s), the pod's
 # grace period (30 s) and the launcher's margin (15 s), then a run-monitoring poll: about 2.5 min.
 PARENT_FAILS_TIMEOUT_SECONDS = 360
-NODE_BACK_TIMEOUT_SECONDS = 300
 # Components the test itself talks to or that the lost node must not take along.
 KEPT_OFF_THE_LOST_NODE = ("webserver", "daemon")
-
-
-def node_ready(core_v1: client.CoreV1Api, node: str) -> bool:
-    conditions = core_v1.read_node(node).status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 @pytest.fixture
 def lost_node(chaos_deployment: Deployment) -> Iterator[str]:
     """The worker that is not PostgreSQL's, with the webserver and the daemon moved off it; after
-    the test it is unfrozen, Ready, schedulable, and every Deployment of the release available."""
-    core_v1 = chaos_deployment.core_v1
-    workers = schedulable_nodes(core_v1)
+    the test it is unfrozen, Ready, schedulable, and every pod of the release Ready."""
+    workers = schedulable_nodes(chaos_deployment.core_v1)
     postgresql_node = only_component_pod(chaos_deployment, "postgresql").spec.node_name
     others = [node for node in workers if node != postgresql_node]
     if not others:
         pytest.skip(f"needs a schedulable worker besides PostgreSQL's node; this cluster has {workers}")
     node = others[0]
-    set_unschedulable(core_v1, node, True)
-    try:
-        for component in KEPT_OFF_THE_LOST_NODE:
-            for pod in live_component_pods(chaos_deployment, component):
-                if pod.spec.node_name == node:
-                    core_v1.delete_namespaced_pod(pod.metadata.name, chaos_deployment.namespace)
-                    wait_replacement_ready(chaos_deployment, component, pod)
-        chaos_deployment.webserver.stop()  # its port-forward may have been to the pod just moved
-    finally:
-        set_unschedulable(core_v1, node, False)
+    move_off(chaos_deployment, node, KEPT_OFF_THE_LOST_NODE)
     try:
         yield node
     finally:
-        subprocess.run(["docker", "unpause", node], capture_output=True, text=True, timeout=60)
-        wait_until(
-            f"node {node} to be Ready again after it was unfrozen",
-            lambda: (node_ready(core_v1, node), node),
-            NODE_BACK_TIMEOUT_SECONDS,
-        )
-        for component in ("code-location", *KEPT_OFF_THE_LOST_NODE):
-            wait_until(
-                f"every {component} pod Ready after the lost node came back",
-                lambda component=component: (
-                    all(
-                        any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-                        for p in live_component_pods(chaos_deployment, component)
-                    ),
-                    [(p.metadata.name, p.status.phase) for p in live_component_pods(chaos_deployment, component)],
-                ),
-                NODE_BACK_TIMEOUT_SECONDS,
-            )
+        unfreeze_node(chaos_deployment.core_v1, node)
+        wait_components_ready(chaos_deployment)
 
 
 def test_lost_node_of_the_run_pod_retried_on_another_node(
@@ -98,17 +73,13 @@ def test_lost_node_of_the_run_pod_retried_on_another_node(
     api = chaos_deployment.api
     # The run pod goes to the node that will be lost: PostgreSQL's is cordoned while it starts (a
     # node selector in the run's tags would follow it into the retry, onto the lost node).
-    postgresql_node = only_component_pod(chaos_deployment, "postgresql").spec.node_name
-    set_unschedulable(core_v1, postgresql_node, True)
-    try:
+    with cordoned(core_v1, only_component_pod(chaos_deployment, "postgresql").spec.node_name):
         parent_id = launch_and_reach_slow_model(chaos_deployment)
         pod = running_run_pod(chaos_deployment, parent_id)
-    finally:
-        set_unschedulable(core_v1, postgresql_node, False)
     assert pod.spec.node_name == lost_node
 
     lost_at = time.time()
-    subprocess.run(["docker", "pause", lost_node], check=True, capture_output=True, text=True, timeout=60)
+    freeze_node(lost_node)
     wait_until(
         f"node {lost_node} to turn not Ready",
         lambda: (not node_ready(core_v1, lost_node), lost_node),

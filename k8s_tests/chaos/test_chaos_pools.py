@@ -16,26 +16,22 @@ import pytest
 import yaml
 from kubernetes import client
 
-from k8s_tests.chaos.release_checks import wait_one_retry_finished
+from k8s_tests.chaos.release_checks import one_current_version_per_key, wait_one_retry_finished
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import DagsterApi, Run
 from k8s_tests.harness.deployment import Deployment, run_up
 from k8s_tests.harness.example import (
     INVENTORY_JOB,
     INVENTORY_STEP,
-    ORDERS_SNAPSHOT,
     SALES_JOB,
     SALES_POOL,
     SALES_SNAPSHOTS,
     SALES_STEP,
     SLOW_MODEL_TAG,
     SLOW_SNAPSHOT,
-    SNAPSHOT_KEYS,
-    SNAPSHOT_SCHEMA,
 )
 from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
 from k8s_tests.harness.release import failure_messages, materialization_counts
-from tests.support import query
 
 # Long enough to evict inside, short enough for pairs of runs that must not overlap.
 HOLD_SLOT_SECONDS = 30
@@ -67,21 +63,6 @@ def wait_pool_idle(api: DagsterApi, pool: str) -> dict:
         return info["activeSlotCount"] == 0 and not info["claimedSlots"], info
 
     return wait_until(f"pool {pool} to have no slot in use", probe, SLOTS_FREED_TIMEOUT_SECONDS)
-
-
-def one_current_version_per_key(conninfo: str) -> None:
-    for snapshot, key in SNAPSHOT_KEYS.items():
-        duplicated = query(
-            conninfo,
-            f"select {key}, count(*) from {SNAPSHOT_SCHEMA}.{snapshot} where dbt_valid_to is null "
-            f"group by {key} having count(*) > 1",
-        )
-        assert duplicated == [], f"{snapshot}: keys with more than one current version: {duplicated[:5]}"
-    (orders,) = query(conninfo, "select count(*) from raw.orders")[0]
-    (current,) = query(
-        conninfo, f"select count(*) from {SNAPSHOT_SCHEMA}.{ORDERS_SNAPSHOT} where dbt_valid_to is null"
-    )[0]
-    assert current == orders
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import requests
 
 REPOSITORY_NAME = "__repository__"
 FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+UNFINISHED_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 REQUEST_TIMEOUT_SECONDS = 30
 # Long enough for a replaced webserver pod to start and pass its readiness probe.
 UNREACHABLE_TIMEOUT_SECONDS = 240
@@ -76,6 +77,19 @@ def materialized(events: list[dict[str, Any]]) -> Counter[str]:
     return Counter(
         asset_key(event["assetKey"]["path"]) for event in events if event["__typename"] == "MaterializationEvent"
     )
+
+
+def failed_blocking_checks(events: list[dict[str, Any]]) -> set[str]:
+    """Assets with a check of severity ERROR that did not pass, in events of `DagsterApi.events`:
+    dagster-dbt makes a dbt test of severity error a blocking check, and FROM_ASSET_FAILURE builds
+    an asset whose blocking check failed again."""
+    return {
+        asset_key(event["evaluation"]["assetKey"]["path"])
+        for event in events
+        if event["__typename"] == "AssetCheckEvaluationEvent"
+        and not event["evaluation"]["success"]
+        and event["evaluation"]["severity"] == "ERROR"
+    }
 
 
 class DagsterApi:
@@ -179,13 +193,21 @@ class DagsterApi:
             raise GraphQLError(f"run {run_id}: {data['__typename']}")
         return Run.from_graphql(data)
 
-    def runs_with_tag(self, key: str, value: str) -> list[Run]:
+    def runs(self, runs_filter: dict[str, Any]) -> list[Run]:
+        """Runs matching a GraphQL RunsFilter."""
         data = self.query(
             f"""query ($filter: RunsFilter) {{ runsOrError(filter: $filter) {{
                   __typename ... on Runs {{ results {{ {_RUN_FIELDS} }} }} }} }}""",
-            filter={"tags": [{"key": key, "value": value}]},
+            filter=runs_filter,
         )["runsOrError"]
         return [Run.from_graphql(run) for run in data["results"]]
+
+    def runs_with_tag(self, key: str, value: str) -> list[Run]:
+        return self.runs({"tags": [{"key": key, "value": value}]})
+
+    def unfinished_runs(self) -> list[Run]:
+        """Every run of the instance still queued, starting, started or canceling."""
+        return self.runs({"statuses": list(UNFINISHED_STATUSES)})
 
     def children(self, run_id: str) -> list[Run]:
         """Retries launched from `run_id` (runs whose dagster/parent_run_id is it)."""
@@ -217,6 +239,7 @@ class DagsterApi:
                          ... on MaterializationEvent { assetKey { path } }
                          ... on StepEvent { stepKey }
                          ... on ExecutionStepFailureEvent { failureMetadata { description } }
+                         ... on AssetCheckEvaluationEvent { evaluation { assetKey { path } success severity } }
                        } }
                        ... on PythonError { message }
                      } }""",
@@ -266,6 +289,11 @@ class DagsterApi:
                  pendingSteps { runId stepKey } } } }""",
             pool=pool,
         )["instance"]["concurrencyLimit"]
+
+    def pool_slots_in_use_all(self) -> dict[str, int]:
+        """Slots in use per pool, for every pool the instance knows."""
+        data = self.query("{ instance { concurrencyLimits { concurrencyKey activeSlotCount } } }")
+        return {pool["concurrencyKey"]: pool["activeSlotCount"] for pool in data["instance"]["concurrencyLimits"]}
 
     def save_event_log(self, run_id: str, path: Path) -> None:
         lines = []
