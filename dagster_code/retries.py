@@ -36,6 +36,9 @@ LOST_CONNECTION_MESSAGES = (
     "could not connect to server",
     "connection refused",
     "connection timed out",
+    # libpq's connect_timeout (the chart's postgresqlClient) on a connection opened during a
+    # partition: 'connection to server at "..." (...), port 5432 failed: timeout expired'.
+    "failed: timeout expired",
     "could not translate host name",
     "ssl connection has been closed unexpectedly",
     "connection already closed",

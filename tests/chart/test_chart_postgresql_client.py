@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -119,13 +120,30 @@ def partitionable_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-def test_connection_partitioned_mid_query_fails_in_bounded_time(render, partitionable_server, tmp_path, monkeypatch):
+@pytest.fixture
+def chart_service(render, tmp_path, monkeypatch) -> None:
+    """The chart's connection service for this process, as its containers get it."""
     rendered = render()
-    env = rendered.configmap_data("-env")
     service_file = tmp_path / SERVICE_FILE_KEY
     service_file.write_text(rendered.configmap_data("-instance")[SERVICE_FILE_KEY])
     monkeypatch.setenv("PGSERVICEFILE", str(service_file))
-    monkeypatch.setenv("PGSERVICE", env["PGSERVICE"])
+    monkeypatch.setenv("PGSERVICE", rendered.configmap_data("-env")["PGSERVICE"])
+
+
+@contextmanager
+def partitioned(server: PostgresServer) -> Iterator[float]:
+    """The server's packets dropped inside the block; yields when the cut took effect."""
+    rules = loopback_drop_rules(server.port)
+    for rule in rules:
+        subprocess.run(["iptables", "-I", *rule], check=True)
+    try:
+        yield time.monotonic()
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-D", *rule], check=True)
+
+
+def test_connection_partitioned_mid_query_fails_in_bounded_time(chart_service, partitionable_server):
     server = partitionable_server
 
     # As dbt-postgres connects: host, port, user, password, database, nothing else.
@@ -149,15 +167,8 @@ def test_connection_partitioned_mid_query_fails_in_bounded_time(render, partitio
     worker = threading.Thread(target=query, daemon=True)
     worker.start()
     time.sleep(1)  # the query is on the server, its packets acknowledged: the client waits
-    rules = loopback_drop_rules(server.port)
-    cut_at = time.monotonic()
-    for rule in rules:
-        subprocess.run(["iptables", "-I", *rule], check=True)
-    try:
+    with partitioned(server) as cut_at:
         worker.join(PARTITION_DETECTED_WITHIN_SECONDS)
-    finally:
-        for rule in rules:
-            subprocess.run(["iptables", "-D", *rule], check=True)
     assert "ended" in outcome, f"the query still hangs {PARTITION_DETECTED_WITHIN_SECONDS}s into the partition"
     error = outcome["error"]
     detected = outcome["ended"] - cut_at
@@ -165,3 +176,16 @@ def test_connection_partitioned_mid_query_fails_in_bounded_time(render, partitio
     assert error is not None
     assert lost_warehouse_connection(str(error)), f"not counted as a lost connection: {error}"
     conn.close()
+
+
+def test_connection_opened_during_a_partition_fails_in_bounded_time(chart_service, partitionable_server):
+    """dbt opens connections all through a build: one opened while the server is cut off gives up
+    at connect_timeout (the chaos soak met it: `... failed: timeout expired`), and that too is a
+    lost connection, retried."""
+    server = partitionable_server
+    with partitioned(server) as cut_at, pytest.raises(psycopg2.OperationalError) as raised:
+        psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password)
+    failed_after = time.monotonic() - cut_at
+    print(f"\n[partition on loopback] new connection failed {failed_after:.1f}s after the cut: {raised.value}")
+    assert failed_after < PARTITION_DETECTED_WITHIN_SECONDS
+    assert lost_warehouse_connection(str(raised.value)), f"not counted as a lost connection: {raised.value}"
