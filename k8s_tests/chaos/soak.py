@@ -67,6 +67,8 @@ WORKER_MEMORY_LIMIT = "96Mi"
 # Slots a SIGKILLed worker held are freed by run monitoring's sweep (ci/kind-values.yaml).
 POOLS_IDLE_TIMEOUT_SECONDS = 180
 RUN_SCHEDULED_TIMEOUT_SECONDS = 120
+# A port-forward to a replaced PostgreSQL pod is restarted once the new pod is Ready.
+READER_CATCH_UP_TIMEOUT_SECONDS = 180
 # Components the lost-node and drain rounds keep on PostgreSQL's node: the soak talks to them.
 KEPT_OFF_THE_LOST_NODE = ("webserver", "daemon")
 
@@ -278,6 +280,14 @@ def run_round(deployment: Deployment, reference: Reference, number: int, fault: 
         round_.hit = f"{before}; {fault.inject(deployment, root_id)}"
         group = wait_group_finished(api, root_id)
         snapshots = wait_group_finished(api, snapshots_id)
+        # A reader whose connection went down with PostgreSQL reconnects through a new port-forward:
+        # its last read must come after the release ended, or "ends on the right one" means nothing.
+        reads = reader.snapshots
+        wait_until(
+            "the green reader to read green again after the release ended",
+            lambda: (reader.snapshots > reads + 1, reader.summary()),
+            READER_CATCH_UP_TIMEOUT_SECONDS,
+        )
     except Exception as error:  # noqa: BLE001  (the round failed; the soak restores and goes on)
         reader.stop()
         round_.violations.append(f"round did not complete: {type(error).__name__}: {str(error)[:400]}")
