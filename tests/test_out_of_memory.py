@@ -8,11 +8,15 @@ terminated OOMKilled) needs Kubernetes: k8s_tests/chaos/test_chaos_oom.py."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +34,7 @@ LIMIT_MB = 768
 HOG_MB = 1536
 MEMORY_HOG_TAG = load_project_config(DBT_PROJECT_DIR).vars_from_run_tags["memory_hog_mb"]
 SUBPROCESS_TIMEOUT_SECONDS = 600
+CGROUP_REMOVAL_TIMEOUT_SECONDS = 30
 
 
 def cgroup_v1_memory_writable() -> bool:
@@ -49,8 +54,30 @@ def memory_cgroup() -> Iterator[Path]:
     path.mkdir()
     (path / "memory.limit_in_bytes").write_text(str(LIMIT_MB * 2**20))
     yield path
-    # Empty once its processes have exited; a cgroup directory is removed with rmdir.
-    path.rmdir()
+    remove_cgroup(path)
+
+
+def remove_cgroup(path: Path) -> None:
+    """Kill what is left in the cgroup and remove it. A process the release left behind (an
+    orphaned child still exiting) keeps the cgroup busy, and rmdir fails with EBUSY until the
+    kernel has released the last task (seen once in CI, right after the test passed)."""
+    deadline = time.monotonic() + CGROUP_REMOVAL_TIMEOUT_SECONDS
+    while True:
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        try:
+            path.rmdir()
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY:
+                raise
+            if time.monotonic() > deadline:
+                raise OSError(
+                    f"memory cgroup {path} still busy after {CGROUP_REMOVAL_TIMEOUT_SECONDS} s; "
+                    f"tasks left: {(path / 'tasks').read_text().split()}"
+                ) from error
+        time.sleep(0.2)
 
 
 def in_memory_cgroup(cgroup: Path, command: list[str]) -> list[str]:
