@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from dagster_code.config import load_project_config
 from dagster_code.out_of_memory import MAX_RETRIES_TAG, OUT_OF_MEMORY_TAG, dbt_failure_for_memory, oom_kill_count
 from tests.conftest import DBT_PROJECT_DIR
 from tests.support import GREEN, load_raw, table_exists
+from tests.waiting import wait_until
 
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 LIMIT_MB = 768
@@ -58,26 +58,22 @@ def memory_cgroup() -> Iterator[Path]:
 
 
 def remove_cgroup(path: Path) -> None:
-    """Kill what is left in the cgroup and remove it. A process the release left behind (an
-    orphaned child still exiting) keeps the cgroup busy, and rmdir fails with EBUSY until the
-    kernel has released the last task (seen once in CI, right after the test passed)."""
-    deadline = time.monotonic() + CGROUP_REMOVAL_TIMEOUT_SECONDS
-    while True:
+    """Kill what is left in the cgroup and remove it. rmdir fails with EBUSY until the kernel has
+    released the last task (seen once in CI, right after the test passed: an OOM-killed task)."""
+
+    def removed() -> tuple[bool, str]:
         for pid in (path / "cgroup.procs").read_text().split():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
         try:
             path.rmdir()
-            return
         except OSError as error:
             if error.errno != errno.EBUSY:
                 raise
-            if time.monotonic() > deadline:
-                raise OSError(
-                    f"memory cgroup {path} still busy after {CGROUP_REMOVAL_TIMEOUT_SECONDS} s; "
-                    f"tasks left: {(path / 'tasks').read_text().split()}"
-                ) from error
-        time.sleep(0.2)
+            return False, f"busy, tasks left: {(path / 'tasks').read_text().split()}"
+        return True, "removed"
+
+    wait_until(f"memory cgroup {path} to be removed", removed, CGROUP_REMOVAL_TIMEOUT_SECONDS, interval=0.2)
 
 
 def in_memory_cgroup(cgroup: Path, command: list[str]) -> list[str]:

@@ -13,12 +13,12 @@ the layers, not N independent nodes.
 
 from __future__ import annotations
 
+import itertools
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from k8s_tests.bench.synthetic_project import NOT_COPIED, SOURCE_PROJECT, SYNTHETIC_PROJECTS_DIR
+from k8s_tests.bench.synthetic_project import SYNTHETIC_PROJECTS_DIR, copy_example
 
 # The example's raw tables the generated sources name, and their keys.
 RAW_TABLES = {"orders": "order_id", "customers": "customer_id", "products": "product_id"}
@@ -117,15 +117,14 @@ def models_sql(shape: Shape) -> dict[Path, str]:
     intermediate = [f"gen_int_{i:04d}" for i in range(shape.intermediate)]
     marts = [f"gen_mart_{i:04d}" for i in range(shape.marts)]
     files = {Path("staging", GENERATED, f"{name}.sql"): staging_sql(i, shape) for i, name in enumerate(staging)}
-    previous = staging
-    for layer in layers(intermediate):
+    intermediate_layers = layers(intermediate)
+    for previous, layer in itertools.pairwise([staging, *intermediate_layers]):
         for position, name in enumerate(layer):
             left = previous[position % len(previous)]
             right = previous[(position + 1) % len(previous)]
             files[Path("intermediate", GENERATED, f"{name}.sql")] = joined_sql(left, right, name)
-        previous = layer
     # Marts read the last two layers, so the whole graph is upstream of some mart.
-    last_two = previous + (layers(intermediate)[-2] if len(layers(intermediate)) > 1 else [])
+    last_two = [name for layer in reversed(intermediate_layers[-2:]) for name in layer]
     for position, name in enumerate(marts):
         left = last_two[position % len(last_two)]
         right = last_two[(position + 1) % len(last_two)]
@@ -159,10 +158,7 @@ def snapshots_yaml(indexes: list[int], shape: Shape) -> str:
 def write_project(models: int) -> Path:
     """The example plus `models` generated models, in project_dir(models) (replaced)."""
     shape = Shape(models)
-    target = project_dir(models)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(SOURCE_PROJECT, target, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    target = copy_example(project_dir(models))
     files = models_sql(shape)
     files[Path("staging", GENERATED, "_generated__sources.yml")] = sources_yaml(shape)
     files[Path("marts", GENERATED, "_generated__marts.yml")] = marts_yaml(shape)

@@ -100,12 +100,17 @@ def layered_models(names: list[str], source: str, total: int) -> dict[str, str]:
     return models
 
 
-def write_project(total: int) -> Path:
-    """dbt_project/ plus `total` synthetic models, in project_dir(total) (replaced)."""
-    target = project_dir(total)
+def copy_example(target: Path) -> Path:
+    """A fresh copy of the example at `target` (replaced), without dbt's output."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(SOURCE_PROJECT, target, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    return target
+
+
+def write_project(total: int) -> Path:
+    """dbt_project/ plus `total` synthetic models, in project_dir(total) (replaced)."""
+    target = copy_example(project_dir(total))
     models_dir = target / MODELS_SUBDIR
     models_dir.mkdir(parents=True)
     early, late = model_names(total)
