@@ -52,6 +52,7 @@ def instance_config(
         "run_coordinator": {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": runs["dequeueIntervalSeconds"]},
         },
         "concurrency": {
             "pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},

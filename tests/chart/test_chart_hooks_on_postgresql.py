@@ -122,6 +122,9 @@ def test_install_then_upgrade_hooks_on_postgresql(render, hook_env, monkeypatch)
     with DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert (
+            instance.run_coordinator.dequeue_interval_seconds == values["concurrency"]["runs"]["dequeueIntervalSeconds"]
+        )
         monitoring = values["dagsterDaemon"]["runMonitoring"]
         assert instance.run_monitoring_enabled is monitoring["enabled"]
         assert instance.run_monitoring_poll_interval_seconds == monitoring["pollIntervalSeconds"]

@@ -66,15 +66,17 @@ def test_local_instance_config_equals_the_charts(render, values_file):
     values = load_values(values_file)
     config = render(values_file).instance_config()
     local = local_instance_config(postgres={}, values=values)
-    for section in ("concurrency", "run_retries", "run_monitoring"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "run_monitoring"):
         assert config[section] == local[section], section
     # Both could map a value wrongly the same way: a few read back from the values themselves.
     assert config["concurrency"]["pools"]["default_limit"] == values["concurrency"]["pools"]["defaultLimit"]
     assert config["run_retries"]["max_retries"] == values["dagsterDaemon"]["runRetries"]["maxRetries"]
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert config["run_monitoring"]["poll_interval_seconds"] == monitoring["pollIntervalSeconds"]
-    # Run limits live in `concurrency.runs` only: Dagster refuses them in both places.
-    assert "config" not in config["run_coordinator"]
+    # Run limits live in `concurrency.runs` only (Dagster refuses them in both places); the run
+    # coordinator is given only how often its queue is read.
+    runs = values["concurrency"]["runs"]
+    assert config["run_coordinator"]["config"] == {"dequeue_interval_seconds": runs["dequeueIntervalSeconds"]}
 
 
 def test_kind_values_shorten_run_monitoring(render):

@@ -63,6 +63,7 @@ def test_the_values_contract_with_local_dev():
     assert pools["limits"] == {"dbt-snapshots": 1}
     assert values["concurrency"]["runs"] == {
         "maxConcurrentRuns": 10,
+        "dequeueIntervalSeconds": 1,
         "tagConcurrencyLimits": [{"key": "dagster-dbt-k8s/release", "value": "blue-green", "limit": 1}],
     }
     retries = values["dagsterDaemon"]["runRetries"]

@@ -72,6 +72,8 @@ storage:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: {{ .Values.concurrency.runs.dequeueIntervalSeconds }}
 run_launcher:
   # dagster_k8s's K8sRunLauncher; a worker killed for memory fails its run saying so, unretried.
   module: dagster_code.run_launcher
