@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from k8s_tests.bench import cases
+from k8s_tests.bench import cases, scale
 from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
 from k8s_tests.bench.report import Results, machine_summary
 from k8s_tests.harness.cluster import ARTIFACTS_DIR
@@ -19,8 +19,9 @@ DEFAULT_REPETITIONS = 3
 RESULTS_DIR = ARTIFACTS_DIR / "bench"
 # The images come from `make image`; the raw data is (re)loaded so every release reads the same rows.
 DEFAULT_UP_STEPS = "load install port-forward raw-data"
-# Case numbers of issue 6 (4's launch overhead is read off the releases of cases 1 and 2).
-ALL_CASES = ("1", "2", "3", "4", "5")
+# Case numbers of issue 6 (4's launch overhead is read off the releases of cases 1 and 2), and 6:
+# the platform's cost by project size (issue 14).
+ALL_CASES = ("1", "2", "3", "4", "5", "6")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,16 +49,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--cases", nargs="+", choices=ALL_CASES, default=list(ALL_CASES), help="the cases to run (default: all)"
     )
+    parser.add_argument(
+        "--scale-models",
+        type=int,
+        nargs="+",
+        help=f"case 6's project sizes (default {scale.SCALE_MODELS}; --quick: {scale.SCALE_MODELS_QUICK})",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repetitions = 1
+    if args.scale_models is None:
+        args.scale_models = scale.SCALE_MODELS_QUICK if args.quick else scale.SCALE_MODELS
     return args
 
 
 def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace) -> None:
     """Faults under the chart's poll interval first, then under Dagster's default; the other cases
-    run under the chart's. Case 3 comes last, as it switches the release to other images and data;
-    its graceful evictions are noticed at once under either poll interval."""
+    run under the chart's. Cases 3 and 6 come last, as they switch the release to other images and
+    data; their graceful evictions are noticed at once under either poll interval."""
     repetitions, selected = args.repetitions, set(args.cases)
     chart_poll = chart_default_poll_interval()
     chart_label = f"poll {chart_poll}s (chart default)"
@@ -83,6 +92,8 @@ def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace
     if "3" in selected:
         model_counts = cases.GROWTH_MODELS_QUICK if args.quick else cases.GROWTH_MODELS
         cases.growth(deployment, results, model_counts, repetitions)
+    if "6" in selected:
+        scale.scale(deployment, results, tuple(args.scale_models))
 
 
 def main(argv: list[str]) -> int:

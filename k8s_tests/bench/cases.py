@@ -114,8 +114,8 @@ def run_pod_started_at(deployment: Deployment, run_id: str) -> float:
     raise LookupError(f"no started container in the run pods of {run_id} (Job dagster-run-{run_id})")
 
 
-def wait_success(api: DagsterApi, run_id: str, what: str) -> Run:
-    run = wait_run_finished(api, run_id, RELEASE_TIMEOUT_SECONDS, what)
+def wait_success(api: DagsterApi, run_id: str, what: str, timeout: float = RELEASE_TIMEOUT_SECONDS) -> Run:
+    run = wait_run_finished(api, run_id, timeout, what)
     if run.status != "SUCCESS":
         raise RuntimeError(f"{what} {run_id} ended {run.status}:\n{failure_messages(api, run_id)}")
     return run
@@ -241,9 +241,11 @@ def record_recovery_latency(
         results.add(case, f"{fault_name} -> {milestone}", "s", at - faulted.fault_at)
 
 
-def record_launch_overhead(deployment: Deployment, run: Run, results: Results) -> None:
-    """Case 4, per successful release run: where the time goes from queued to dbt's first model."""
-    case = "4 launch overhead"
+def record_launch_overhead(
+    deployment: Deployment, run: Run, results: Results, case: str = "4 launch overhead", prefix: str = ""
+) -> None:
+    """Case 4, per successful release run: where the time goes from queued to dbt's first model
+    (metrics named `prefix` + milestones, under `case`)."""
     events = deployment.api.events(run.run_id)
     milestones = [
         ("queued", event_time(events, "RunEnqueuedEvent")),
@@ -258,8 +260,8 @@ def record_launch_overhead(deployment: Deployment, run: Run, results: Results) -
         ("first dbt model materialized", event_time(events, "MaterializationEvent", step=DBT_STEP)),
     ]
     for (start_name, start), (end_name, end) in itertools.pairwise(milestones):
-        results.add(case, f"{start_name} -> {end_name}", "s", end - start)
-    results.add(case, "queued -> first dbt model materialized", "s", milestones[-1][1] - milestones[0][1])
+        results.add(case, f"{prefix}{start_name} -> {end_name}", "s", end - start)
+    results.add(case, f"{prefix}queued -> first dbt model materialized", "s", milestones[-1][1] - milestones[0][1])
 
 
 def code_location_cold_start(deployment: Deployment, results: Results) -> None:
@@ -274,27 +276,17 @@ def code_location_cold_start(deployment: Deployment, results: Results) -> None:
     restarted_at = time.time()
     restart_component(deployment, "code-location")
 
-    def started_line(pod: client.V1Pod) -> str | None:
-        log = deployment.core_v1.read_namespaced_pod_log(
-            pod.metadata.name, deployment.namespace, timestamps=True, _preload_content=False
-        ).data.decode()
-        return next((line for line in log.splitlines() if CODE_SERVER_STARTED_LINE in line), None)
-
     def rolled_out_and_serving() -> tuple[bool, object]:
         pods = deployment.component_pods("code-location")
         new = sorted((p for p in pods if p.metadata.name not in old_pods), key=lambda p: p.metadata.creation_timestamp)
         if len(new) != replicas or len(pods) != replicas or not all(p.status.phase == "Running" for p in new):
             return False, [(p.metadata.name, p.status.phase) for p in pods]
-        lines = [started_line(p) for p in new]
+        lines = [code_server_started_line(deployment, p) for p in new]
         return all(lines), (new[0], lines[0], lines[-1]) if all(lines) else lines
 
     first, first_line, last_line = wait_until(
         f"the {replicas} restarted code servers to serve", rolled_out_and_serving, CODE_LOCATION_RESTART_TIMEOUT_SECONDS
     )
-
-    def logged_at(line: str) -> float:
-        # Kubernetes stamps nanoseconds; Python parses microseconds.
-        return datetime.fromisoformat(line.split()[0][:26] + "+00:00").timestamp()
 
     serving_at = logged_at(first_line)
     container_started_at = first.status.container_statuses[0].state.running.started_at.timestamp()
@@ -304,6 +296,20 @@ def code_location_cold_start(deployment: Deployment, results: Results) -> None:
     results.add(case, f"restart -> all {replicas} replicas serving", "s", logged_at(last_line) - restarted_at)
     # The next run must find the location loaded again in the webserver.
     wait_location_loaded(deployment)
+
+
+def code_server_started_line(deployment: Deployment, pod: client.V1Pod) -> str | None:
+    """The code server's "serving" log line, with the kubelet's timestamp, if logged yet."""
+    log = deployment.core_v1.read_namespaced_pod_log(
+        pod.metadata.name, deployment.namespace, timestamps=True, _preload_content=False
+    ).data.decode()
+    return next((line for line in log.splitlines() if CODE_SERVER_STARTED_LINE in line), None)
+
+
+def logged_at(line: str) -> float:
+    """Seconds since the epoch of a log line read with timestamps=True."""
+    # Kubernetes stamps nanoseconds; Python parses microseconds.
+    return datetime.fromisoformat(line.split()[0][:26] + "+00:00").timestamp()
 
 
 def pool_handover(deployment: Deployment, results: Results) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,17 +85,71 @@ def chart_default_poll_interval() -> int:
 
 
 def build_project_image(image: str, dbt_project: Path) -> float:
-    """`make image`'s script with another tag and dbt project (PROJECT_IMAGE, IMAGE_BUILD_ARGS);
-    returns its seconds. The bases and the dependency layers come from the Docker cache."""
+    """`make image`'s script with another tag and dbt project (PROJECT_IMAGE, DBT_PROJECT: a
+    project outside the top of the repository is staged there, so that its packages.yml's local
+    path to the blue/green package resolves in the image); returns its seconds. The bases and the
+    dependency layers come from the Docker cache."""
     start = time.monotonic()
-    env = {
-        **os.environ,
-        "PROJECT_IMAGE": image,
-        "IMAGE_BUILD_ARGS": f"--build-arg DBT_PROJECT_DIR={dbt_project.relative_to(REPO_ROOT)}",
-    }
+    env = {**os.environ, "PROJECT_IMAGE": image, "DBT_PROJECT": str(dbt_project)}
     subprocess.run([str(BUILD_IMAGES)], check=True, env=env, timeout=IMAGE_BUILD_TIMEOUT_SECONDS)
     print(f"built {image} from {dbt_project}: {time.monotonic() - start:.0f}s", flush=True)
     return time.monotonic() - start
+
+
+@dataclass(frozen=True)
+class ContainerMemory:
+    """A container's memory, in MiB: `processes_peak` sums each process's peak resident set
+    (VmHWM; an upper bound of the container's peak, as the processes may peak at different times);
+    `cgroup_peak` is its memory cgroup's peak usage, page cache included (what the limit counts)."""
+
+    processes_peak: float
+    cgroup_peak: float
+
+
+# Run in the container: every process's status (the two helpers' own too, left out below) and the
+# cgroup's peak usage (v1, or v2's memory.peak).
+MEMORY_SCRIPT = (
+    "cat /proc/[0-9]*/status 2>/dev/null; "
+    "echo cgroup_peak_bytes $(cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null"
+    " || cat /sys/fs/cgroup/memory.peak)"
+)
+MEMORY_HELPERS = ("sh", "cat")
+MEMORY_READ_TIMEOUT_SECONDS = 60
+
+
+def container_memory(deployment: Deployment, pod: client.V1Pod) -> ContainerMemory:
+    """`kubectl exec` into the pod's first container: the peaks of ContainerMemory."""
+    output = subprocess.run(
+        [
+            tool("kubectl"),
+            "--kubeconfig",
+            str(deployment.cluster.kubeconfig),
+            "-n",
+            deployment.namespace,
+            "exec",
+            pod.metadata.name,
+            "--",
+            "sh",
+            "-c",
+            MEMORY_SCRIPT,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=MEMORY_READ_TIMEOUT_SECONDS,
+    ).stdout
+    peak_kib, name, cgroup_bytes = 0, "", None
+    for line in output.splitlines():
+        key, _, value = line.partition(":") if ":" in line else line.partition(" ")
+        if key == "Name":
+            name = value.strip()
+        elif key == "VmHWM" and name not in MEMORY_HELPERS:
+            peak_kib += int(value.split()[0])
+        elif key == "cgroup_peak_bytes":
+            cgroup_bytes = int(value)
+    if not peak_kib or cgroup_bytes is None:
+        raise RuntimeError(f"no process or cgroup memory read in pod {pod.metadata.name}:\n{output[-2000:]}")
+    return ContainerMemory(processes_peak=peak_kib / 1024, cgroup_peak=cgroup_bytes / 2**20)
 
 
 def set_poll_interval(deployment: Deployment, seconds: int) -> None:

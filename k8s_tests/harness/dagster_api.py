@@ -254,6 +254,18 @@ class DagsterApi:
             if not data["hasMore"]:
                 return events
 
+    def materialization_count(self, run_id: str) -> int:
+        """How many materializations a run has logged so far: a count the event log storage keeps,
+        cheap to poll even when the run's event log is long."""
+        data = self.query(
+            """query ($id: ID!) { runOrError(runId: $id) { __typename
+                 ... on Run { stats { __typename ... on RunStatsSnapshot { materializations } } } } }""",
+            id=run_id,
+        )["runOrError"]
+        if data["__typename"] != "Run" or data["stats"]["__typename"] != "RunStatsSnapshot":
+            raise GraphQLError(f"stats of run {run_id}: {data}")
+        return data["stats"]["materializations"]
+
     def materializations(self, run_id: str) -> Counter[str]:
         """How many times each asset was materialized by a run."""
         return materialized(self.events(run_id))

@@ -54,6 +54,8 @@ def _snapshot_pool(domain: str) -> SnapshotPool:
 
 _CONFIG = load_project_config(EXAMPLE_PROJECT_DIR)
 RELEASE_JOB = _CONFIG.release.job
+# The dbt selection the release builds (dagster.yml's `release.select`).
+RELEASE_SELECT = _CONFIG.release.select
 SLOW_MODEL_TAG = _CONFIG.vars_from_run_tags[SLOW_MODEL_VAR]
 # Megabytes the slow model's pre-hook holds in dbt's process (dbt_project/macros/memory_hog.sql).
 MEMORY_HOG_TAG = _CONFIG.vars_from_run_tags["memory_hog_mb"]

@@ -53,14 +53,17 @@ PLANNED_CHECK = re.compile(r"intends to execute asset check (\S+) on asset \[\"(
 EVALUATED_CHECK = re.compile(r"^Asset check '([^']+)' on '([^']+)'")
 
 
-def checks_pending(events: list[dict], assets: set[str]) -> set[str]:
-    """Asset checks the run planned on `assets` and has not evaluated yet. A fault that lands while
-    dbt still tests a built model fails those checks, and FROM_ASSET_FAILURE then rebuilds the model:
-    correct, but not the window the scenarios' exactly-once assertions describe."""
+def checks_pending(events: list[dict], assets: set[str]) -> dict[str, str]:
+    """Asset checks the run planned on `assets` and has not evaluated yet, each with its asset. A
+    fault that lands while dbt still tests a built model fails those checks, and FROM_ASSET_FAILURE
+    then rebuilds the model: correct, but not the window the scenarios' exactly-once assertions
+    describe."""
     messages = [event.get("message") or "" for event in events]
-    planned = {m.group(1) for text in messages if (m := PLANNED_CHECK.search(text)) and m.group(2) in assets}
+    planned = {
+        m.group(1): m.group(2) for text in messages if (m := PLANNED_CHECK.search(text)) and m.group(2) in assets
+    }
     evaluated = {m.group(1) for text in messages if (m := EVALUATED_CHECK.search(text))}
-    return planned - evaluated
+    return {check: asset for check, asset in planned.items() if check not in evaluated}
 
 
 def wait_run_finished(api: DagsterApi, run_id: str, timeout: float, what: str) -> Run:
