@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 import dbt.version
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from packaging import version
 
@@ -37,6 +38,33 @@ def dbt_resource(project: DbtProject) -> DbtCliResource:
     return PlatformDbtCliResource(project_dir=project, target=project.target)
 
 
+# dbt's parse state, which dagster-dbt copies from the project's target folder into each
+# invocation's own before dbt starts.
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def share_parse_state(context: dg.OpExecutionContext | dg.AssetExecutionContext, invocation: DbtCliInvocation) -> None:
+    """dbt re-parses the whole project when the vars, the target or the profile's connection
+    differ from those of the parse state it finds, and the image's was made at build time, with
+    placeholder credentials and no vars: every invocation of a run re-parsed, a cost that grows with
+    the project (seconds per thousand models). The state this invocation wrote replaces the shared
+    one, so the next invocation of this pod with the same vars (a release's run-operations and its
+    build pass the same) parses only what changed. It is a cache: dbt checks it, and a state left by
+    other vars or another process is parsed over, never wrong. Replaced atomically, as concurrent
+    runs of local development share the folder; a folder that cannot be written is left as it is."""
+    fresh = invocation.target_path / PARTIAL_PARSE_FILE
+    target_dir = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    shared = (target_dir if target_dir.is_absolute() else invocation.project_dir / target_dir) / PARTIAL_PARSE_FILE
+    if not fresh.is_file() or fresh == shared:
+        return
+    staged = shared.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    try:
+        staged.write_bytes(fresh.read_bytes())
+        staged.replace(shared)
+    except OSError as error:
+        context.log.debug(f"dbt's parse state not shared for the next invocation ({error})")
+
+
 def stream_dbt_build(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, args: list[str], dbt_vars: dict[str, str]
 ) -> Iterator:
@@ -45,8 +73,9 @@ def stream_dbt_build(
     final (dagster_code.out_of_memory)."""
     restore_step_failure_policy(context)
     oom_kills_before = oom_kill_count()
+    invocation = dbt.cli(["build", *args, "--vars", json.dumps(dbt_vars)], context=context)
     try:
-        yield from dbt.cli(["build", *args, "--vars", json.dumps(dbt_vars)], context=context).stream()
+        yield from invocation.stream()
     except DagsterDbtCliRuntimeError as error:
         raise_if_out_of_memory(context, oom_kills_before, error)
         if lost_warehouse_connection(str(error)):
@@ -56,6 +85,8 @@ def stream_dbt_build(
             )
             mark_retryable_after_lost_connection(context)
         raise
+    finally:
+        share_parse_state(context, invocation)
 
 
 def run_dbt(
@@ -82,6 +113,7 @@ def run_dbt(
         else:
             context.log.info(message)
     invocation.wait()
+    share_parse_state(context, invocation)
     if not invocation.is_successful():
         raise_if_out_of_memory(context, oom_kills_before)
         raise dg.Failure(

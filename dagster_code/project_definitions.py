@@ -49,6 +49,7 @@ def build_definitions(project: DbtProject) -> dg.Definitions:
             plan.release,
             {key_of[unique_id]: table for unique_id, table in plan.release.promoted_tables.items()},
             model_code_versions,
+            plan.config.vars_from_run_tags,
         )
     project_defs = dg.Definitions(
         assets=assets,

@@ -33,7 +33,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from dagster_code.dbt_cli import run_dbt
 from dagster_code.nodes import ProjectPlan, ReleasePlan
-from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id
+from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id, run_dbt_vars
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY, ProjectDbtTranslator
 
 RELEASE_GROUP = "release"
@@ -118,18 +118,24 @@ def build_release_assets(
     release: ReleasePlan,
     promoted_keys: Mapping[dg.AssetKey, str],
     model_code_versions: Mapping[dg.AssetKey, str | None],
+    vars_from_run_tags: Mapping[str, str],
 ) -> list[dg.AssetsDefinition]:
     """`promoted_keys`: {asset key: table} of the promoted models; `model_code_versions`: every
-    release model's (`release_code_versions`)."""
+    release model's (`release_code_versions`); `vars_from_run_tags`: dagster.yml's."""
     tables = sorted(promoted_keys.values())
 
-    def operation_args(context: dg.AssetExecutionContext, **more: object) -> str:
-        return json.dumps({"release_id": release_id(context.run), "tables": tables, **more})
+    def operation(context: dg.AssetExecutionContext, macro: str, **more: object) -> list[str]:
+        """`dbt run-operation` of a blue/green macro. It passes the vars the release's build
+        passes, though the macros read only their args: dbt then finds the parse state the
+        previous invocation of the run left still valid (dbt_cli.share_parse_state)."""
+        args = json.dumps({"release_id": release_id(context.run), "tables": tables, **more})
+        dbt_vars = run_dbt_vars(context.run, vars_from_run_tags, with_release_id=True)
+        return ["run-operation", macro, "--args", args, "--vars", json.dumps(dbt_vars)]
 
     @dg.asset(key=BLUE_PREPARED_KEY, group_name=RELEASE_GROUP, kinds={"dbt"})
     def blue_prepared(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Blue holds a copy of green's promoted tables, so a release starts from what consumers see."""
-        run_dbt(context, dbt, ["run-operation", "clone_green_to_blue", "--args", operation_args(context)])
+        run_dbt(context, dbt, operation(context, "clone_green_to_blue"))
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
     @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=list(promoted_keys), kinds={"dbt"})
@@ -141,8 +147,7 @@ def build_release_assets(
             for key, table in promoted_keys.items()
             if key in built
         }
-        args = operation_args(context, built_by=built_by)
-        run_dbt(context, dbt, ["run-operation", "promote_blue_to_green", "--args", args])
+        run_dbt(context, dbt, operation(context, "promote_blue_to_green", built_by=built_by))
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
     return [blue_prepared, green_promoted]

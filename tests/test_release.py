@@ -85,6 +85,25 @@ def test_clean_release_promotes_all_marts_in_one_release(defs, warehouse, instan
     assert all(by["code_version"] for by in built_by.values()), built_by
 
 
+def test_a_release_parses_the_project_once(defs, warehouse, instance, capfd):
+    """A release runs dbt three times (clone, build, promote). A new release id is a new var, so
+    the first invocation parses the whole project; the others find the parse state it left
+    (dbt_cli.share_parse_state) and parse nothing again."""
+    load_raw(warehouse)
+    capfd.readouterr()
+
+    result = run_job(defs, "release_job", instance)
+
+    assert result.success
+    reparse = "Unable to do partial parsing because config vars"
+    steps_that_reparsed = {
+        entry.step_key for entry in instance.all_logs(result.run_id) if reparse in entry.user_message
+    }
+    assert steps_that_reparsed == {"release__blue_prepared"}
+    # The build's dbt output reaches only stdout: one full parse in all, the clone's.
+    assert capfd.readouterr().out.count(reparse) == 1
+
+
 def _release_ids(conninfo, schema):
     return {
         mart: {row[0] for row in query(conninfo, f"select distinct release_id from {schema}.{mart}")} for mart in MARTS
