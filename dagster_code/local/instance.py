@@ -48,7 +48,13 @@ def instance_config(
         **(run_monitoring_overrides or {}),
     }
     return {
-        "storage": {"postgres": {"postgres_db": dict(postgres)}},
+        "storage": {
+            "custom": {
+                "module": "dagster_code.storage",
+                "class": "PooledPostgresStorage",
+                "config": {"postgres_db": dict(postgres)},
+            }
+        },
         "run_coordinator": {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",

@@ -13,6 +13,7 @@ from dagster_postgres import PostgresEventLogStorage
 
 from dagster_code.local.instance import instance_config as local_instance_config
 from dagster_code.run_launcher import PlatformK8sRunLauncher
+from dagster_code.storage import PooledPostgresStorage
 
 DB_ENV = {
     "DAGSTER_PG_HOST": "db.example",
@@ -37,12 +38,14 @@ def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp
         assert result.success, f"{key}: {result.errors}"
     assert config["run_coordinator"]["class"] == QueuedRunCoordinator.__name__
     assert config["run_launcher"]["class"] == PlatformK8sRunLauncher.__name__
+    storage = config["storage"]["custom"]
+    assert class_from_code_pointer(storage["module"], storage["class"]) is PooledPostgresStorage
 
     # The storage reads every connection setting, the password included, from the env; an
     # external server's libpq parameters are the only literal values.
     values = load_values(values_file)
     params = {} if values["postgresql"]["enabled"] else values["externalPostgresql"]["params"]
-    postgres_db = config["storage"]["postgres"]["postgres_db"]
+    postgres_db = config["storage"]["custom"]["config"]["postgres_db"]
     assert postgres_db == {
         "hostname": {"env": "DAGSTER_PG_HOST"},
         "port": {"env": "DAGSTER_PG_PORT"},

@@ -27,7 +27,7 @@ def test_external_params_reach_dagsters_storage_and_dbt(render):
     from dagster_postgres.utils import get_conn_string
 
     rendered = render(set_values=EXTERNAL)
-    postgres_db = rendered.instance_config()["storage"]["postgres"]["postgres_db"]
+    postgres_db = rendered.instance_config()["storage"]["custom"]["config"]["postgres_db"]
     assert postgres_db["params"] == {"sslmode": "require", "connect_timeout": 10}
     url = get_conn_string("u", "p", "h", "d", params=postgres_db["params"])
     assert parse_qs(urlsplit(url).query) == {"sslmode": ["require"], "connect_timeout": ["10"]}
@@ -41,7 +41,7 @@ def test_warehouse_params_win_over_the_inherited_ones(render):
         "DBT_PG_CONNECT_TIMEOUT": "10",
     }
     # Dagster's storage keeps its own.
-    assert rendered.instance_config()["storage"]["postgres"]["postgres_db"]["params"]["sslmode"] == "require"
+    assert rendered.instance_config()["storage"]["custom"]["config"]["postgres_db"]["params"]["sslmode"] == "require"
 
 
 def test_a_warehouse_server_of_its_own_gets_only_its_own_params(render):
@@ -50,13 +50,13 @@ def test_a_warehouse_server_of_its_own_gets_only_its_own_params(render):
         "DBT_PG_SSLMODE": "verify-full",
         "DBT_PG_SSLROOTCERT": "/etc/ssl/certs/ca-certificates.crt",
     }
-    postgres_db = rendered.instance_config()["storage"]["postgres"]["postgres_db"]
+    postgres_db = rendered.instance_config()["storage"]["custom"]["config"]["postgres_db"]
     assert postgres_db["params"] == {"sslmode": "require", "connect_timeout": "10"}
 
 
 def test_embedded_postgresql_ignores_the_external_params(render):
     rendered = render(set_values={"externalPostgresql.params.sslmode": "require"})
-    assert "params" not in rendered.instance_config()["storage"]["postgres"]["postgres_db"]
+    assert "params" not in rendered.instance_config()["storage"]["custom"]["config"]["postgres_db"]
     assert dbt_params(rendered.configmap_data("-env")) == {}
 
 

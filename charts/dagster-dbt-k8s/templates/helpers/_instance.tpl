@@ -52,22 +52,27 @@ so the ConfigMap holds no secret.
 telemetry:
   enabled: false
 storage:
-  postgres:
-    postgres_db:
-      hostname:
-        env: DAGSTER_PG_HOST
-      port:
-        env: DAGSTER_PG_PORT
-      username:
-        env: DAGSTER_PG_USER
-      password:
-        env: DAGSTER_PG_PASSWORD
-      db_name:
-        env: DAGSTER_PG_DB
-      {{- with include "dagster-dbt-k8s.dagsterPg.params" . | fromJson }}
-      params:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+  # dagster-postgres's storage, with the event log's connection kept open per process
+  # (dagster_code/storage.py: a run worker otherwise opens a connection for every event it writes).
+  custom:
+    module: dagster_code.storage
+    class: PooledPostgresStorage
+    config:
+      postgres_db:
+        hostname:
+          env: DAGSTER_PG_HOST
+        port:
+          env: DAGSTER_PG_PORT
+        username:
+          env: DAGSTER_PG_USER
+        password:
+          env: DAGSTER_PG_PASSWORD
+        db_name:
+          env: DAGSTER_PG_DB
+        {{- with include "dagster-dbt-k8s.dagsterPg.params" . | fromJson }}
+        params:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
 {{ include "dagster-dbt-k8s.computeLogsYaml" . }}
 run_coordinator:
   module: dagster._core.run_coordinator
