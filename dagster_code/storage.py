@@ -4,10 +4,10 @@ dagster-postgres opens a new connection for every storage call outside the webse
 (SQLAlchemy's NullPool), so that a process holds none between calls. A run worker writes several
 event records per dbt node it streams, and reads some back, each call on a connection of its own:
 measured on a release of 500 generated models (the benchmark's case 6), 6,784 connections, 87 s
-of a 196 s run spent opening them, and as many PostgreSQL backends forked on the same cores. Here the event log keeps
-one connection per process (more open while calls overlap, closed after), checked with a ping
-before each use, so that a connection PostgreSQL dropped (a restart, a failover) is replaced
-rather than failing the call. The run and schedule storages, called far less, keep Dagster's
+of a 196 s run spent opening them, and as many PostgreSQL backends forked on the same cores.
+Here the event log keeps one connection per process (more open while calls overlap, closed
+after), checked with a ping before each use, so that a connection PostgreSQL dropped (a restart,
+a failover) is replaced rather than failing the call. The run and schedule storages, called far less, keep Dagster's
 behavior. A process then holds one idle connection: size PostgreSQL's max_connections for the
 webserver's pool, the daemon and code servers, and one per run in progress.
 """
