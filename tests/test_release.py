@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from example_extras import raw_data
 
+from dagster_code.dbt_cli import PARTIAL_PARSE_FILE
 from dagster_code.project_definitions import build_definitions
 from dagster_code.translator import GREEN_PROMOTED_KEY
 from tests.conftest import DBT_PROJECT_DIR
@@ -85,10 +86,16 @@ def test_clean_release_promotes_all_marts_in_one_release(defs, warehouse, instan
     assert all(by["code_version"] for by in built_by.values()), built_by
 
 
-def test_a_release_parses_the_project_once(defs, warehouse, instance, capfd):
+def test_a_release_parses_the_project_once(defs, warehouse, instance, capfd, tmp_path, monkeypatch):
     """A release runs dbt three times (clone, build, promote). A new release id is a new var, so
     the first invocation parses the whole project; the others find the parse state it left
     (dbt_cli.share_parse_state) and parse nothing again."""
+    # A target folder of its own, as a run pod has: the project's is shared by the parallel
+    # workers, whose runs (other vars) replace its parse state between this run's invocations.
+    own_target = tmp_path / "target"
+    own_target.mkdir()
+    shutil.copy(DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE, own_target)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(own_target))
     load_raw(warehouse)
     capfd.readouterr()
 
