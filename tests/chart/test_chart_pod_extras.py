@@ -141,13 +141,18 @@ def test_pod_defaults_reach_every_pod(helm, tmp_path, block):
         assert names(spec["containers"])[0] == container["name"], f"{where}: the chart's container comes first"
 
 
-def test_hooks_wait_for_the_database_with_the_extras(helm, tmp_path):
-    rendered = render_values(helm, tmp_path, {"podDefaults": EVERY_KEY})
-    for suffix in ("-migrate", "-pools"):
-        spec = rendered.one("Job", suffix)["spec"]["template"]["spec"]
+def test_hooks_and_code_servers_wait_for_the_database_with_the_extras(helm, tmp_path):
+    """A code server that finds no database as it starts serves that error as its location's
+    until a reload: its pod waits, as the hooks do, in the location's own image."""
+    rendered = render_values(helm, tmp_path, {"podDefaults": EVERY_KEY, "codeLocation": {"image": {"tag": "own"}}})
+    for kind, suffix in (("Job", "-migrate"), ("Job", "-pools"), ("Deployment", "-code-location")):
+        spec = rendered.one(kind, suffix)["spec"]["template"]["spec"]
         (wait,) = [c for c in spec["initContainers"] if c["name"] == "wait-for-database"]
-        assert names(wait["env"])[-2:] == ["HTTPS_PROXY", "WAIT_FOR_DATABASE_SECONDS"]
-        assert {"name": "keys", "mountPath": "/keys", "readOnly": True} in wait["volumeMounts"]
+        assert names(wait["env"])[-2:] == ["HTTPS_PROXY", "WAIT_FOR_DATABASE_SECONDS"], suffix
+        assert {"name": "keys", "mountPath": "/keys", "readOnly": True} in wait["volumeMounts"], suffix
+        if kind == "Deployment":
+            assert wait["image"] == spec["containers"][0]["image"], wait["image"]
+            assert wait["image"].endswith(":own"), wait["image"]
 
 
 @pytest.mark.parametrize("block", POD_BLOCKS)
@@ -217,7 +222,7 @@ def test_lists_concatenate_the_defaults_first(helm, tmp_path):
     assert container["envFrom"][-2:] == [*EVERY_KEY["envFrom"], *own["envFrom"]]
     assert names(spec["volumes"])[-2:] == ["keys", "own"]
     assert [m["name"] for m in container["volumeMounts"]][-2:] == ["keys", "own"]
-    assert names(spec["initContainers"]) == ["db-proxy", "own-init"]
+    assert names(spec["initContainers"]) == ["db-proxy", "own-init", "wait-for-database"]
     assert names(spec["containers"]) == ["code-server", "exporter", "own-sidecar"]
 
 

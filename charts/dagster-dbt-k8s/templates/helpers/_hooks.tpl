@@ -2,7 +2,7 @@
 
 {{/*
 Waits until Dagster's database accepts a login, bounded by migrate.waitForDatabaseSeconds: on
-install the embedded PostgreSQL may still be initialising when the hooks start.
+install the embedded PostgreSQL may still be initialising when the hooks and code servers start.
 */}}
 {{- define "dagster-dbt-k8s.waitForDatabaseScript" -}}
 import os, sys, time
@@ -41,17 +41,18 @@ with DagsterInstance.get() as instance:
 {{- end }}
 
 {{/*
-The wait-for-database initContainer, after the user's initContainers (a database proxy run as a
-native sidecar is up before it). Call with list $ <pod extras>.
+The wait-for-database initContainer (of the hooks and the code servers), after the user's
+initContainers (a database proxy run as a native sidecar is up before it). Call with
+list $ <pod extras> [<code location>]: a code server's waits in the location's image.
 */}}
-{{- define "dagster-dbt-k8s.hookInitContainers" -}}
+{{- define "dagster-dbt-k8s.waitForDatabaseInitContainers" -}}
 {{- $root := index . 0 -}}
 {{- $extras := index . 1 -}}
 {{- with $extras.initContainers -}}
 {{ include "dagster-dbt-k8s.userContainers" (list . (include "dagster-dbt-k8s.containerSecurityContext" $root)) }}
 {{ end -}}
 - name: wait-for-database
-  {{- include "dagster-dbt-k8s.projectContainer" (list $root $extras) | nindent 2 }}
+  {{- include "dagster-dbt-k8s.projectContainer" . | nindent 2 }}
     - name: WAIT_FOR_DATABASE_SECONDS
       value: {{ $root.Values.migrate.waitForDatabaseSeconds | quote }}
   command:
