@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from k8s_tests.bench import cases, scale
+from k8s_tests.bench import backfill, cases, scale
 from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
 from k8s_tests.bench.report import Results, machine_summary
 from k8s_tests.harness.cluster import ARTIFACTS_DIR
@@ -19,9 +19,9 @@ DEFAULT_REPETITIONS = 3
 RESULTS_DIR = ARTIFACTS_DIR / "bench"
 # The images come from `make image`; the raw data is (re)loaded so every release reads the same rows.
 DEFAULT_UP_STEPS = "load install port-forward raw-data"
-# Case numbers of issue 6 (4's launch overhead is read off the releases of cases 1 and 2), and 6:
-# the platform's cost by project size (issue 14).
-ALL_CASES = ("1", "2", "3", "4", "5", "6")
+# Case numbers of issue 6 (4's launch overhead is read off the releases of cases 1 and 2), and of
+# issue 14: 6, the platform's cost by project size; 7, a backfill of many partitions.
+ALL_CASES = ("1", "2", "3", "4", "5", "6", "7")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,7 +55,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs="+",
         help=f"case 6's project sizes (default {scale.SCALE_MODELS}; --quick: {scale.SCALE_MODELS_QUICK})",
     )
+    parser.add_argument(
+        "--backfill-days",
+        type=int,
+        help=f"case 7's daily partitions (default {backfill.BACKFILL_DAYS}; --quick: {backfill.BACKFILL_DAYS_QUICK})",
+    )
     args = parser.parse_args(argv)
+    if args.backfill_days is None:
+        args.backfill_days = backfill.BACKFILL_DAYS_QUICK if args.quick else backfill.BACKFILL_DAYS
     if args.quick:
         args.repetitions = 1
     if args.scale_models is None:
@@ -66,7 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace) -> None:
     """Faults under the chart's poll interval first, then under Dagster's default; the other cases
     run under the chart's. Cases 3 and 6 come last, as they switch the release to other images and
-    data; their graceful evictions are noticed at once under either poll interval."""
+    data; their graceful evictions are noticed at once under either poll interval. Case 7 (the
+    example's microbatch model) runs before them."""
     repetitions, selected = args.repetitions, set(args.cases)
     chart_poll = chart_default_poll_interval()
     chart_label = f"poll {chart_poll}s (chart default)"
@@ -89,6 +97,8 @@ def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace
         for repetition in range(1, repetitions + 1):
             print(f"== repetition {repetition}/{repetitions}, {dagster_label}", flush=True)
             cases.recovery_latency(deployment, results, dagster_label, ["eviction", "hard kill"])
+    if "7" in selected:
+        backfill.backfill(deployment, results, args.backfill_days)
     if "3" in selected:
         model_counts = cases.GROWTH_MODELS_QUICK if args.quick else cases.GROWTH_MODELS
         cases.growth(deployment, results, model_counts, repetitions)

@@ -79,6 +79,16 @@ def materialized(events: list[dict[str, Any]]) -> Counter[str]:
     )
 
 
+def materialized_partitions(events: list[dict[str, Any]]) -> Counter[str]:
+    """How many times each partition was materialized, in events of `DagsterApi.events`: a run of
+    a partition range logs one materialization per partition of it."""
+    return Counter(
+        event["partition"]
+        for event in events
+        if event["__typename"] == "MaterializationEvent" and event["partition"] is not None
+    )
+
+
 def failed_blocking_checks(events: list[dict[str, Any]]) -> set[str]:
     """Assets with a check of severity ERROR that did not pass, in events of `DagsterApi.events`:
     dagster-dbt makes a dbt test of severity error a blocking check, and FROM_ASSET_FAILURE builds
@@ -184,6 +194,36 @@ class DagsterApi:
             raise GraphQLError(f"launching {job} failed: {data}")
         return data["run"]["runId"]
 
+    def launch_backfill(self, partitions: list[str], assets: list[str]) -> str:
+        """A backfill of `partitions` of `assets`, as the UI's dialog launches one: the runs their
+        backfill policies ask for."""
+        params = {
+            "partitionNames": partitions,
+            "fromFailure": False,
+            "assetSelection": [{"path": key.split("/")} for key in assets],
+        }
+        data = self.query(
+            """mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+                 __typename
+                 ... on LaunchBackfillSuccess { backfillId }
+                 ... on Error { message }
+               } }""",
+            params=params,
+        )["launchPartitionBackfill"]
+        if data["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(f"launching a backfill of {assets} failed: {data}")
+        return data["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        data = self.query(
+            """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                 __typename ... on PartitionBackfill { status } ... on Error { message } } }""",
+            id=backfill_id,
+        )["partitionBackfillOrError"]
+        if data["__typename"] != "PartitionBackfill":
+            raise GraphQLError(f"backfill {backfill_id}: {data}")
+        return data["status"]
+
     def run(self, run_id: str) -> Run:
         data = self.query(
             f"query ($id: ID!) {{ runOrError(runId: $id) {{ __typename ... on Run {{ {_RUN_FIELDS} }} }} }}",
@@ -236,7 +276,7 @@ class DagsterApi:
                        ... on EventConnection { cursor hasMore events {
                          __typename
                          ... on MessageEvent { message timestamp level stepKey }
-                         ... on MaterializationEvent { assetKey { path } }
+                         ... on MaterializationEvent { assetKey { path } partition }
                          ... on StepEvent { stepKey }
                          ... on ExecutionStepFailureEvent { failureMetadata { description } }
                          ... on AssetCheckEvaluationEvent { evaluation { assetKey { path } success severity } }

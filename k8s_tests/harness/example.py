@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from dagster_code.assets import MODELS_OP
-from dagster_code.config import POOL_KEY, load_project_config
+from dagster_code.config import JOB_KEY, POOL_KEY, load_project_config
 from dagster_code.nodes import SnapshotPool
 from dagster_code.project import DEFAULT_DBT_PROJECT_DIR
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
@@ -50,6 +50,15 @@ def _snapshot_pool(domain: str) -> SnapshotPool:
     """The pool of one snapshot folder (`+meta: dagster_pool` in dbt_project.yml), named by the
     platform (its job and op)."""
     return SnapshotPool(pool=_snapshots_config()[domain]["+meta"][POOL_KEY], unique_ids=())
+
+
+# The example's microbatch model (daily partitions), and the job of its partitions (`meta:
+# dagster_job` of its properties file).
+MICROBATCH_MODEL = "fct_app_events_microbatch"
+_MICROBATCH_PROPERTIES = yaml.safe_load(
+    (EXAMPLE_PROJECT_DIR / "models" / "events" / f"{MICROBATCH_MODEL}.yml").read_text()
+)
+MICROBATCH_JOB = _MICROBATCH_PROPERTIES["models"][0]["config"]["meta"][JOB_KEY]
 
 
 _CONFIG = load_project_config(EXAMPLE_PROJECT_DIR)
