@@ -20,7 +20,9 @@ def reference(chaos_deployment: Deployment) -> Reference:
 @pytest.fixture
 def green_reader(chaos_deployment: Deployment) -> Iterator[GreenReader]:
     """Scenario 10: a reader of green polling through the whole test."""
-    reader = GreenReader(lambda: chaos_deployment.warehouse)
+    forward = chaos_deployment.own_postgresql_forward()
+    reader = GreenReader(lambda: chaos_deployment.warehouse_through(forward), forward.stop)
     reader.start()
     yield reader
     reader.stop()
+    forward.stop()

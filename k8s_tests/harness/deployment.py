@@ -175,11 +175,20 @@ class Deployment:
     @property
     def warehouse(self) -> str:
         """psycopg conninfo of the warehouse database, through the port-forward."""
-        self.postgresql.ensure()
+        return self.warehouse_through(self.postgresql)
+
+    def warehouse_through(self, forward: PortForward) -> str:
+        """The same through another port-forward to PostgreSQL (see `own_postgresql_forward`)."""
+        forward.ensure()
         return (
-            f"host=127.0.0.1 port={self.postgresql.local_port} dbname={WAREHOUSE_DATABASE} "
+            f"host=127.0.0.1 port={forward.local_port} dbname={WAREHOUSE_DATABASE} "
             f"user={POSTGRESQL_USER} password={self.password} connect_timeout=10"
         )
+
+    def own_postgresql_forward(self) -> PortForward:
+        """A port-forward to PostgreSQL of its own, for a thread that may restart it without
+        breaking the connections of the others."""
+        return PortForward(self.cluster.kubeconfig, self.namespace, self.postgresql.target, self.postgresql.remote_port)
 
     def run_pods(self, run_id: str) -> list[client.V1Pod]:
         """Pods of the Kubernetes Job the launcher made for a run (Job dagster-run-<run id>)."""

@@ -22,6 +22,11 @@ from tests.support import GREEN, MARTS
 RELEASE_TIMEOUT_SECONDS = 900
 RETRY_CREATED_TIMEOUT_SECONDS = 180
 GREEN_READER_INTERVAL_SECONDS = 0.5
+# kubectl port-forward can outlive the pod it forwards to, failing every connection: after this
+# many failed reads in a row the reader has it restarted.
+GREEN_READER_RESET_AFTER_ERRORS = 4
+# stop() waits this long at most for a read made after it was called.
+GREEN_READER_FINAL_READ_SECONDS = 60
 
 # One statement: the release ids of all four green marts and of the release log, as one snapshot.
 GREEN_SNAPSHOT_SQL = " union all ".join(
@@ -130,11 +135,13 @@ class GreenReader(threading.Thread):
     """Scenario 10: polls green in ONE statement while a release runs. A snapshot whose four marts
     carry more than one release id, or whose mart release is missing from `_release_log`, is a mix."""
 
-    def __init__(self, conninfo: Callable[[], str]) -> None:
+    def __init__(self, conninfo: Callable[[], str], reset: Callable[[], None] | None = None) -> None:
         """`conninfo` is asked at each (re)connection: the port-forward behind it is restarted
-        when the PostgreSQL pod it pointed at is gone."""
+        when the PostgreSQL pod it pointed at is gone; `reset` (stopping that port-forward) is
+        called after GREEN_READER_RESET_AFTER_ERRORS failed reads in a row."""
         super().__init__(name="green-reader", daemon=True)
         self.conninfo = conninfo
+        self.reset = reset
         self.snapshots = 0
         self.seen_ids: list[str] = []
         self.mixes: list[list[tuple[str, str]]] = []
@@ -143,6 +150,7 @@ class GreenReader(threading.Thread):
 
     def run(self) -> None:
         conn = None
+        failed_in_a_row = 0
         while not self.stop_event.is_set():
             try:
                 if conn is None or conn.closed:
@@ -157,17 +165,28 @@ class GreenReader(threading.Thread):
                 for release in sorted(mart_ids):
                     if release not in self.seen_ids:
                         self.seen_ids.append(release)
+                failed_in_a_row = 0
             except (psycopg.Error, ConnectionError) as error:
                 # A port-forward hiccup: counted and reported, never taken for a clean read.
                 self.errors[type(error).__name__] += 1
                 if conn is not None:
                     conn.close()
                 conn = None
+                failed_in_a_row += 1
+                if self.reset is not None and failed_in_a_row % GREEN_READER_RESET_AFTER_ERRORS == 0:
+                    self.reset()
             time.sleep(GREEN_READER_INTERVAL_SECONDS)
         if conn is not None:
             conn.close()
 
     def stop(self) -> None:
+        """Stops once a read begun after this call has succeeded (or after
+        GREEN_READER_FINAL_READ_SECONDS): the last release seen is then the one green held when
+        the caller stopped the reader, even if PostgreSQL was just replaced."""
+        wanted = self.snapshots + 2
+        deadline = time.monotonic() + GREEN_READER_FINAL_READ_SECONDS
+        while self.is_alive() and self.snapshots < wanted and time.monotonic() < deadline:
+            time.sleep(GREEN_READER_INTERVAL_SECONDS)
         self.stop_event.set()
         self.join(timeout=30)
 
