@@ -10,9 +10,15 @@ import traceback
 from pathlib import Path
 
 from k8s_tests.bench import backfill, cases, scale
-from k8s_tests.bench.deployment import bench_cluster, chart_default_poll_interval, install, set_poll_interval
+from k8s_tests.bench.deployment import (
+    bench_cluster,
+    chart_default_poll_interval,
+    install,
+    set_poll_interval,
+    use_project_image,
+)
 from k8s_tests.bench.report import Results, machine_summary
-from k8s_tests.harness.cluster import ARTIFACTS_DIR
+from k8s_tests.harness.cluster import ARTIFACTS_DIR, read_versions
 from k8s_tests.harness.deployment import Deployment
 
 DEFAULT_REPETITIONS = 3
@@ -26,7 +32,12 @@ ALL_CASES = ("1", "2", "3", "4", "5", "6", "7")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m k8s_tests.bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one repetition of each case: a check that it all works")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one repetition of each case at its smallest size, under the chart's poll interval only: "
+        "a check that it all works",
+    )
     parser.add_argument(
         "--repetitions", type=int, default=DEFAULT_REPETITIONS, help=f"samples per case (default {DEFAULT_REPETITIONS})"
     )
@@ -71,10 +82,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace) -> None:
-    """Faults under the chart's poll interval first, then under Dagster's default; the other cases
-    run under the chart's. Cases 3 and 6 come last, as they switch the release to other images and
-    data; their graceful evictions are noticed at once under either poll interval. Case 7 (the
-    example's microbatch model) runs before them."""
+    """Faults under the chart's poll interval first, then (not with --quick) under Dagster's
+    default; the other cases run under the chart's. Cases 3 and 6 come last, as they switch the
+    release to other images and data; their graceful evictions are noticed at once under either
+    poll interval. Case 7 (the example's microbatch model) runs before them."""
     repetitions, selected = args.repetitions, set(args.cases)
     chart_poll = chart_default_poll_interval()
     chart_label = f"poll {chart_poll}s (chart default)"
@@ -89,21 +100,28 @@ def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace
         if "2" in selected:
             cases.recovery_latency(deployment, results, chart_label, ["hard kill"])
         if "5" in selected:
-            cases.pool_handover(deployment, results)
+            cases.pool_handover(deployment, results, cases.SNAPSHOT_RUNS_QUICK if args.quick else cases.SNAPSHOT_RUNS)
         if "4" in selected:
             cases.code_location_cold_start(deployment, results)
-    if "2" in selected:
+    # --quick checks that each case works: under the chart's poll interval only.
+    if "2" in selected and not args.quick:
         set_poll_interval(deployment, cases.DAGSTER_DEFAULT_POLL_SECONDS)
         for repetition in range(1, repetitions + 1):
             print(f"== repetition {repetition}/{repetitions}, {dagster_label}", flush=True)
             cases.recovery_latency(deployment, results, dagster_label, ["eviction", "hard kill"])
     if "7" in selected:
         backfill.backfill(deployment, results, args.backfill_days)
-    if "3" in selected:
-        model_counts = cases.GROWTH_MODELS_QUICK if args.quick else cases.GROWTH_MODELS
-        cases.growth(deployment, results, model_counts, repetitions)
-    if "6" in selected:
-        scale.scale(deployment, results, tuple(args.scale_models))
+    try:
+        if "3" in selected:
+            if args.quick:
+                cases.growth(deployment, results, cases.GROWTH_MODELS_QUICK, cases.GROWTH_DATA_SIZES_QUICK, repetitions)
+            else:
+                cases.growth(deployment, results, cases.GROWTH_MODELS, cases.GROWTH_DATA_SIZES, repetitions)
+        if "6" in selected:
+            scale.scale(deployment, results, tuple(args.scale_models))
+    finally:
+        if selected & {"3", "6"}:
+            use_project_image(deployment, read_versions()["PROJECT_IMAGE"])
 
 
 def main(argv: list[str]) -> int:
@@ -111,7 +129,7 @@ def main(argv: list[str]) -> int:
     start = time.monotonic()
     results = Results(command=shlex.join(["python", "-m", "k8s_tests.bench", *argv]), machine=machine_summary())
     cluster = bench_cluster(args.kind_cluster)
-    deployment = install(cluster, args.up_steps)
+    deployment = install(cluster, args.up_steps, chart_default_poll_interval())
     try:
         run_cases(deployment, results, args)
     except Exception as error:

@@ -37,8 +37,8 @@ from tests.waiting import WaitTimeout
 
 CASE = "7 backfill"
 BACKFILL_DAYS = 90
-# The days the example's raw data has events on (example_extras.raw_data.EVENTS_DAYS).
-BACKFILL_DAYS_QUICK = 14
+# More runs than the chart's maxConcurrentRuns (10), so that the queue holds some back.
+BACKFILL_DAYS_QUICK = 12
 # A partition run is evicted once this share of the runs has ended.
 EVICT_AT_SHARE = 0.3
 # 90 run pods on two cores, each importing the code location (about 15 s of CPU apiece).

@@ -50,6 +50,7 @@ from k8s_tests.harness.release import (
 GROWTH_MODELS = (20, 100, 400)
 GROWTH_MODELS_QUICK = (20,)
 GROWTH_DATA_SIZES = (RawDataConfig().size, 50)
+GROWTH_DATA_SIZES_QUICK = (RawDataConfig().size,)
 # The slow model must outlast the early synthetic models (built beside it on dbt's other threads);
 # the fault lands as soon as they are built, and retries do not sleep.
 GROWTH_SLOW_MODEL_SECONDS = 1200
@@ -64,6 +65,7 @@ DAGSTER_DEFAULT_POLL_SECONDS = 120
 SNAPSHOT_JOB = SALES_JOB
 SNAPSHOT_STEP = SALES_STEP
 SNAPSHOT_RUNS = 4
+SNAPSHOT_RUNS_QUICK = 3
 # Generous: the chaos suite runs on another cluster of the same two cores.
 BENCH_REACH_SLOW_MODEL_TIMEOUT_SECONDS = 600
 # A worker killed without grace is noticed only at the next run-monitoring poll (up to 120 s).
@@ -312,19 +314,19 @@ def logged_at(line: str) -> float:
     return datetime.fromisoformat(line.split()[0][:26] + "+00:00").timestamp()
 
 
-def pool_handover(deployment: Deployment, results: Results) -> None:
-    """Case 5: SNAPSHOT_RUNS snapshot runs queued together on the limit-1 pool: the idle gap
+def pool_handover(deployment: Deployment, results: Results, snapshot_runs: int) -> None:
+    """Case 5: `snapshot_runs` snapshot runs queued together on the limit-1 pool: the idle gap
     between one snapshot step ending and the next one starting."""
     case = "5 pool hand-over"
     api = deployment.api
     start = time.monotonic()
-    run_ids = [api.launch_run(SNAPSHOT_JOB) for _ in range(SNAPSHOT_RUNS)]
+    run_ids = [api.launch_run(SNAPSHOT_JOB) for _ in range(snapshot_runs)]
 
     def all_finished() -> tuple[bool, object]:
         runs = [api.run(run_id) for run_id in run_ids]
         return all(run.finished for run in runs), [run.status for run in runs]
 
-    wait_until(f"{SNAPSHOT_RUNS} {SNAPSHOT_JOB} runs to finish", all_finished, SNAPSHOT_RUNS_TIMEOUT_SECONDS)
+    wait_until(f"{snapshot_runs} {SNAPSHOT_JOB} runs to finish", all_finished, SNAPSHOT_RUNS_TIMEOUT_SECONDS)
     steps = []
     for run_id in run_ids:
         wait_success(api, run_id, SNAPSHOT_JOB)
@@ -336,7 +338,7 @@ def pool_handover(deployment: Deployment, results: Results) -> None:
             )
         )
     steps.sort()
-    print(f"{SNAPSHOT_RUNS} snapshot runs: {time.monotonic() - start:.0f}s", flush=True)
+    print(f"{snapshot_runs} snapshot runs: {time.monotonic() - start:.0f}s", flush=True)
     for (_, previous_end), (next_start, _) in itertools.pairwise(steps):
         if next_start < previous_end:
             raise RuntimeError(f"two {SNAPSHOT_STEP} steps overlapped: the pool's limit 1 did not hold ({steps})")
@@ -345,10 +347,17 @@ def pool_handover(deployment: Deployment, results: Results) -> None:
         results.add(case, "snapshot step duration", "s", step_end - step_start)
 
 
-def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ...], repetitions: int) -> None:
+def growth(
+    deployment: Deployment,
+    results: Results,
+    model_counts: tuple[int, ...],
+    data_sizes: tuple[int, ...],
+    repetitions: int,
+) -> None:
     """Case 3: the eviction of case 1 (FROM_ASSET_FAILURE) in synthetic projects of each size and
     on raw data of each size. Each project gets an image of its own (the project image's tag plus
-    `-synthetic-N`); the release is switched to it, and back to the project image at the end."""
+    `-synthetic-N`) the release is switched to (the caller switches it back); the raw data is
+    loaded at its default size again at the end."""
     case = "3 growth"
     project_image = read_versions()["PROJECT_IMAGE"]
     try:
@@ -365,7 +374,7 @@ def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ..
                     f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image}: "
                     "an old code server's definitions"
                 )
-            for size in GROWTH_DATA_SIZES:
+            for size in data_sizes:
                 load_raw_data(deployment, size)
                 for repetition in range(1, repetitions + 1):
                     print(
@@ -379,8 +388,8 @@ def growth(deployment: Deployment, results: Results, model_counts: tuple[int, ..
                         EXAMPLE_RELEASE.built_before_pause | set(early),
                     )
     finally:
-        load_raw_data(deployment, RawDataConfig().size)
-        use_project_image(deployment, project_image)
+        if set(data_sizes) != {RawDataConfig().size}:
+            load_raw_data(deployment, RawDataConfig().size)
 
 
 def growth_sample(deployment: Deployment, results: Results, label: str, done_before_fault: set[str]) -> None:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
 from kubernetes import client, config
 
 from dagster_code.local.cache import cache_dir
@@ -72,11 +75,53 @@ def bench_cluster(existing_name: str | None) -> KindCluster:
     return connect_cluster(name, kubeconfig)
 
 
-def install(cluster: KindCluster, up_steps: str) -> Deployment:
-    """hack/up.sh with the kind test values into BENCH_NAMESPACE, then the handles the cases use."""
-    run_up(cluster, BENCH_NAMESPACE, up_steps)
+def install(cluster: KindCluster, up_steps: str, poll_interval: int) -> Deployment:
+    """hack/up.sh with the kind test values into BENCH_NAMESPACE, run monitoring polling every
+    `poll_interval` seconds (the kind values poll every 5), then the handles the cases use."""
+    values = Path(tempfile.mkdtemp(prefix="bench-values-")) / "poll-interval.yaml"
+    values.write_text(yaml.safe_dump(nested({POLL_INTERVAL_VALUE: poll_interval})))
+    run_up(cluster, BENCH_NAMESPACE, up_steps, more_values=(values,))
     api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     return connect(cluster, BENCH_NAMESPACE, client.CoreV1Api(api_client), client.BatchV1Api(api_client))
+
+
+def nested(settings: dict[str, object]) -> dict[str, object]:
+    """{"a.b": 1} -> {"a": {"b": 1}}, as `helm --set` reads a dotted key."""
+    tree: dict[str, object] = {}
+    for dotted, value in settings.items():
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
+
+
+def release_value(deployment: Deployment, dotted: str) -> object:
+    """A value the release runs with (`helm get values --all`), by its dotted key."""
+    completed = subprocess.run(
+        [
+            tool("helm"),
+            "--kubeconfig",
+            str(deployment.cluster.kubeconfig),
+            "get",
+            "values",
+            RELEASE_NAME,
+            "-n",
+            deployment.namespace,
+            "--all",
+            "-o",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    value: object = json.loads(completed.stdout)
+    for key in dotted.split("."):
+        value = value[key]
+    return value
 
 
 def chart_default_poll_interval() -> int:
@@ -153,13 +198,18 @@ def container_memory(deployment: Deployment, pod: client.V1Pod) -> ContainerMemo
 
 
 def set_poll_interval(deployment: Deployment, seconds: int) -> None:
-    """The daemon's run-monitoring poll interval; see `upgrade_release`."""
+    """The daemon's run-monitoring poll interval; see `upgrade_release` (none when the release
+    already polls so: an upgrade runs the hooks and restarts the daemon)."""
+    if int(release_value(deployment, POLL_INTERVAL_VALUE)) == seconds:
+        print(f"the release polls every {seconds}s already", flush=True)
+        return
     upgrade_release(deployment, {POLL_INTERVAL_VALUE: str(seconds)})
 
 
-def use_project_image(deployment: Deployment, image: str) -> float:
-    """Every pod of the release on `image` (loaded into the cluster first); returns the seconds from
-    the upgrade to the webserver serving the definitions of that image's dbt project."""
+def use_project_image(deployment: Deployment, image: str, settings: dict[str, str] | None = None) -> float:
+    """Every pod of the release on `image` (loaded into the cluster first), with `settings` set in
+    the same upgrade; returns the seconds from the upgrade to the webserver serving the
+    definitions of that image's dbt project."""
     start = time.monotonic()
     subprocess.run(
         [tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
@@ -169,7 +219,7 @@ def use_project_image(deployment: Deployment, image: str) -> float:
     print(f"kind load {image}: {time.monotonic() - start:.0f}s", flush=True)
     repository, tag = image.rsplit(":", 1)
     upgraded_at = time.monotonic()
-    upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag})
+    upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag, **(settings or {})})
     # The webserver and the daemon restart beside the code servers and may load the location from
     # an old one, which they keep (seen: a run launched on the old image and job); once only new
     # code servers are left, restart them again.
