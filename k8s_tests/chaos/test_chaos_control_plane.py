@@ -107,6 +107,9 @@ def test_postgresql_pod_restarted_mid_run(
     fault_at = time.time()
     delete_pods(chaos_deployment, [postgresql])
     wait_replacement_ready(chaos_deployment, "postgresql", postgresql)
+    # kubectl port-forward can outlive the pod it forwarded to, refusing every connection: the
+    # test's own queries go through a new one, to the replacement.
+    chaos_deployment.postgresql.stop()
     group = wait_group_finished(api, parent_id)
     green_reader.stop()
     report("postgresql pod restarted", group, fault_at)
