@@ -97,27 +97,20 @@ def nested(settings: dict[str, object]) -> dict[str, object]:
     return tree
 
 
-def release_value(deployment: Deployment, dotted: str) -> object:
-    """A value the release runs with (`helm get values --all`), by its dotted key."""
-    completed = subprocess.run(
-        [
-            tool("helm"),
-            "--kubeconfig",
-            str(deployment.cluster.kubeconfig),
-            "get",
-            "values",
-            RELEASE_NAME,
-            "-n",
-            deployment.namespace,
-            "--all",
-            "-o",
-            "json",
-        ],
+def helm_on_release(deployment: Deployment, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`helm <args>` against the release's cluster and namespace; raises when it fails."""
+    return subprocess.run(
+        [tool("helm"), "--kubeconfig", str(deployment.cluster.kubeconfig), "-n", deployment.namespace, *args],
         check=True,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
+
+
+def release_value(deployment: Deployment, dotted: str) -> object:
+    """A value the release runs with (`helm get values --all`), by its dotted key."""
+    completed = helm_on_release(deployment, ["get", "values", RELEASE_NAME, "--all", "-o", "json"], timeout=60)
     value: object = json.loads(completed.stdout)
     for key in dotted.split("."):
         value = value[key]
@@ -251,25 +244,9 @@ def upgrade_release(deployment: Deployment, settings: dict[str, str]) -> float:
     old_pods = {component: pod_names(deployment, (component,)) for component in RESTARTED_COMPONENTS}
     described = ", ".join(f"{key}={value}" for key, value in settings.items())
     set_args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    subprocess.run(
-        [
-            tool("helm"),
-            "--kubeconfig",
-            str(deployment.cluster.kubeconfig),
-            "upgrade",
-            RELEASE_NAME,
-            str(CHART_DIR),
-            "-n",
-            deployment.namespace,
-            "--reuse-values",
-            *set_args,
-            "--wait",
-            "--timeout",
-            "10m",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    helm_on_release(
+        deployment,
+        ["upgrade", RELEASE_NAME, str(CHART_DIR), "--reuse-values", *set_args, "--wait", "--timeout", "10m"],
         timeout=DAEMON_RESTART_TIMEOUT_SECONDS + 60,
     )
     # Only the Deployments whose pod template changed roll (e.g. not when a value is set again).
