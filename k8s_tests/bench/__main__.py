@@ -111,14 +111,20 @@ def run_cases(deployment: Deployment, results: Results, args: argparse.Namespace
             cases.recovery_latency(deployment, results, dagster_label, ["eviction", "hard kill"])
     if "7" in selected:
         backfill.backfill(deployment, results, args.backfill_days)
+    growth_models, data_sizes = (
+        (cases.GROWTH_MODELS_QUICK, cases.GROWTH_DATA_SIZES_QUICK)
+        if args.quick
+        else (cases.GROWTH_MODELS, cases.GROWTH_DATA_SIZES)
+    )
+    # --quick's cases 3 and 6, at the same size, share one image.
+    shared = args.quick and {"3", "6"} <= selected and tuple(args.scale_models) == growth_models
     try:
         if "3" in selected:
-            if args.quick:
-                cases.growth(deployment, results, cases.GROWTH_MODELS_QUICK, cases.GROWTH_DATA_SIZES_QUICK, repetitions)
-            else:
-                cases.growth(deployment, results, cases.GROWTH_MODELS, cases.GROWTH_DATA_SIZES, repetitions)
+            growth_image = scale.shared_image if shared else cases.synthetic_image
+            cases.growth(deployment, results, growth_models, data_sizes, repetitions, growth_image)
         if "6" in selected:
-            scale.scale(deployment, results, tuple(args.scale_models))
+            scale_image = scale.shared_image if shared else scale.scale_image
+            scale.scale(deployment, results, tuple(args.scale_models), scale_image)
     finally:
         if selected & {"3", "6"}:
             use_project_image(deployment, read_versions()["PROJECT_IMAGE"])

@@ -23,7 +23,7 @@ from kubernetes import client
 
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
 from k8s_tests.bench import synthetic_project
-from k8s_tests.bench.deployment import build_project_image, restart_component, use_project_image
+from k8s_tests.bench.deployment import ProjectImage, build_project_image, restart_component, use_project_image
 from k8s_tests.bench.report import Results
 from k8s_tests.harness.cluster import read_versions, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi, Run, materialized
@@ -347,31 +347,41 @@ def pool_handover(deployment: Deployment, results: Results, snapshot_runs: int) 
         results.add(case, "snapshot step duration", "s", step_end - step_start)
 
 
+def synthetic_image(models: int) -> ProjectImage:
+    """Case 3's image of `models` synthetic models: the project image's tag plus `-synthetic-N`."""
+    return ProjectImage(
+        f"{read_versions()['PROJECT_IMAGE']}-synthetic-{models}", lambda: synthetic_project.write_project(models)
+    )
+
+
 def growth(
     deployment: Deployment,
     results: Results,
     model_counts: tuple[int, ...],
     data_sizes: tuple[int, ...],
     repetitions: int,
+    image_for: Callable[[int], ProjectImage] = synthetic_image,
 ) -> None:
     """Case 3: the eviction of case 1 (FROM_ASSET_FAILURE) in synthetic projects of each size and
-    on raw data of each size. Each project gets an image of its own (the project image's tag plus
-    `-synthetic-N`) the release is switched to (the caller switches it back); the raw data is
-    loaded at its default size again at the end."""
+    on raw data of each size. Each project gets an image of its own (`image_for`) the release is
+    switched to (the caller switches it back); the raw data is loaded at its default size again at
+    the end."""
     case = "3 growth"
-    project_image = read_versions()["PROJECT_IMAGE"]
     try:
         for models in model_counts:
-            image = f"{project_image}-synthetic-{models}"
-            built = build_project_image(image, synthetic_project.write_project(models))
+            image = image_for(models)
+            built = build_project_image(image.name, image.write_project())
             results.add(case, f"{models} models: image build (hack/build-images.sh, cached bases)", "s", built)
-            switched = use_project_image(deployment, image)
-            results.add(case, f"{models} models: helm upgrade to the image -> its definitions served", "s", switched)
+            switched = use_project_image(deployment, image.name, image.settings)
+            if switched is not None:
+                results.add(
+                    case, f"{models} models: helm upgrade to the image -> its definitions served", "s", switched
+                )
             early, _ = synthetic_project.model_names(models)
             missing = set(early) - deployment.api.job_asset_keys(RELEASE_JOB)
             if missing:
                 raise RuntimeError(
-                    f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image}: "
+                    f"{RELEASE_JOB} in the webserver lacks {len(missing)} synthetic models of {image.name}: "
                     "an old code server's definitions"
                 )
             for size in data_sizes:

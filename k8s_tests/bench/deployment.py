@@ -8,7 +8,8 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,18 +109,37 @@ def helm_on_release(deployment: Deployment, args: list[str], timeout: float) -> 
     )
 
 
-def release_value(deployment: Deployment, dotted: str) -> object:
-    """A value the release runs with (`helm get values --all`), by its dotted key."""
+def release_values(deployment: Deployment, dotted_keys: list[str]) -> dict[str, object]:
+    """Values the release runs with (`helm get values --all`), by their dotted keys."""
     completed = helm_on_release(deployment, ["get", "values", RELEASE_NAME, "--all", "-o", "json"], timeout=60)
-    value: object = json.loads(completed.stdout)
-    for key in dotted.split("."):
-        value = value[key]
-    return value
+    values = json.loads(completed.stdout)
+    found = {}
+    for dotted in dotted_keys:
+        value = values
+        for key in dotted.split("."):
+            value = value[key]
+        found[dotted] = value
+    return found
+
+
+def release_value(deployment: Deployment, dotted: str) -> object:
+    """A value the release runs with, by its dotted key."""
+    return release_values(deployment, [dotted])[dotted]
 
 
 def chart_default_poll_interval() -> int:
     """The chart's shipped run-monitoring poll interval, read from values.yaml (its one place)."""
     return int(chart_values()["dagsterDaemon"]["runMonitoring"]["pollIntervalSeconds"])
+
+
+@dataclass(frozen=True)
+class ProjectImage:
+    """An image of a generated dbt project that a case switches the release to: its name, what
+    writes the project it packages, and release values set in the same upgrade."""
+
+    name: str
+    write_project: Callable[[], Path]
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 def build_project_image(image: str, dbt_project: Path) -> float:
@@ -199,10 +219,11 @@ def set_poll_interval(deployment: Deployment, seconds: int) -> None:
     upgrade_release(deployment, {POLL_INTERVAL_VALUE: str(seconds)})
 
 
-def use_project_image(deployment: Deployment, image: str, settings: dict[str, str] | None = None) -> float:
+def use_project_image(deployment: Deployment, image: str, settings: dict[str, str] | None = None) -> float | None:
     """Every pod of the release on `image` (loaded into the cluster first), with `settings` set in
     the same upgrade; returns the seconds from the upgrade to the webserver serving the
-    definitions of that image's dbt project."""
+    definitions of that image's dbt project, or None when the release already runs this build of
+    `image` with `settings` (nothing restarts: --quick's cases 3 and 6 share one image)."""
     start = time.monotonic()
     subprocess.run(
         [tool("kind"), "load", "docker-image", image, "--name", deployment.cluster.name],
@@ -211,8 +232,13 @@ def use_project_image(deployment: Deployment, image: str, settings: dict[str, st
     )
     print(f"kind load {image}: {time.monotonic() - start:.0f}s", flush=True)
     repository, tag = image.rsplit(":", 1)
+    wanted = {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag, **(settings or {})}
+    running = release_values(deployment, list(wanted))
+    if all(str(running[key]) == str(value) for key, value in wanted.items()) and serves_loaded_build(deployment, image):
+        print(f"the release runs this build of {image} with {settings or 'its values'} already", flush=True)
+        return None
     upgraded_at = time.monotonic()
-    upgrade_release(deployment, {IMAGE_REPOSITORY_VALUE: repository, IMAGE_TAG_VALUE: tag, **(settings or {})})
+    upgrade_release(deployment, wanted)
     # The webserver and the daemon restart beside the code servers and may load the location from
     # an old one, which they keep (seen: a run launched on the old image and job); once only new
     # code servers are left, restart them again.
@@ -222,6 +248,23 @@ def use_project_image(deployment: Deployment, image: str, settings: dict[str, st
         restart_component(deployment, component)
     wait_restarted(deployment, f"the webserver and daemon restarted on {image}", reloaders, old_pods, time.monotonic())
     return time.monotonic() - upgraded_at
+
+
+def serves_loaded_build(deployment: Deployment, image: str) -> bool:
+    """Whether every code server runs the build of `image` its node holds (the one `kind load`
+    put there): a tag rebuilt from another project is another image, of another digest."""
+    for pod in deployment.component_pods("code-location"):
+        inspected = subprocess.run(
+            ["docker", "exec", pod.spec.node_name, "crictl", "inspecti", "-o", "json", image],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        digests = json.loads(inspected)["status"]["repoDigests"]
+        if any(status.image_id not in digests for status in pod.status.container_statuses or []):
+            return False
+    return True
 
 
 def restart_component(deployment: Deployment, component: str) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from kubernetes import client
 
 from dagster_code.retries import DEFAULT_RETRY_STRATEGY
-from k8s_tests.bench import scale_project
+from k8s_tests.bench import scale_project, synthetic_project
 from k8s_tests.bench.cases import (
     code_server_started_line,
     logged_at,
@@ -28,11 +30,13 @@ from k8s_tests.bench.cases import (
     wait_success,
 )
 from k8s_tests.bench.deployment import (
+    ProjectImage,
     build_project_image,
     container_memory,
     use_project_image,
 )
 from k8s_tests.bench.report import Results
+from k8s_tests.bench.synthetic_project import SYNTHETIC_PROJECTS_DIR, copy_example
 from k8s_tests.harness.cluster import read_versions, wait_until
 from k8s_tests.harness.dagster_api import materialized
 from k8s_tests.harness.deployment import Deployment, chart_values
@@ -79,29 +83,58 @@ def mebibytes(quantity: str) -> float:
     return float(quantity[:-2]) * units[quantity[-2:]]
 
 
-def scale(deployment: Deployment, results: Results, model_counts: tuple[int, ...]) -> None:
-    """Case 6 at each project size, on raised memory limits (the caller switches the release back
-    to the project image; the limits stay raised)."""
-    project_image = read_versions()["PROJECT_IMAGE"]
+def scale_image(models: int) -> ProjectImage:
+    """Case 6's image of `models` generated models (the project image's tag plus `-scale-N`), run
+    with raised memory limits."""
+    return ProjectImage(
+        f"{read_versions()['PROJECT_IMAGE']}-scale-{models}",
+        lambda: scale_project.write_project(models),
+        UNCAPPED_LIMITS,
+    )
+
+
+def shared_image(models: int) -> ProjectImage:
+    """One image for cases 3 and 6 at `models` (--quick): the example plus case 3's synthetic models
+    and case 6's generated ones, under case 6's raised limits. The second case's build is Docker's
+    cache and its switch nothing: one image build, `kind load` and upgrade fewer."""
+
+    def write_project() -> Path:
+        target = copy_example(SYNTHETIC_PROJECTS_DIR / f"shared_{models}")
+        return scale_project.add_models(synthetic_project.add_models(target, models), models)
+
+    return ProjectImage(f"{read_versions()['PROJECT_IMAGE']}-shared-{models}", write_project, UNCAPPED_LIMITS)
+
+
+def scale(
+    deployment: Deployment,
+    results: Results,
+    model_counts: tuple[int, ...],
+    image_for: Callable[[int], ProjectImage] = scale_image,
+) -> None:
+    """Case 6 at each project size, each in its image (`image_for`), on raised memory limits (the
+    caller switches the release back to the project image; the limits stay raised)."""
     defaults = chart_values()
     for component, key in COMPONENT_VALUES.items():
         limit = defaults[key]["resources"]["limits"]["memory"]
         results.add(CASE, f"chart default memory limit: {component}", "MiB", mebibytes(limit))
     for models in model_counts:
         print(f"== case 6: {scale_project.Shape(models).describe()}", flush=True)
-        scale_sample(deployment, results, models, f"{project_image}-scale-{models}")
+        scale_sample(deployment, results, models, image_for(models))
 
 
-def scale_sample(deployment: Deployment, results: Results, models: int, image: str) -> None:
+def scale_sample(deployment: Deployment, results: Results, models: int, image: ProjectImage) -> None:
     label = f"{models} models"
-    project = scale_project.write_project(models)
     results.add(
-        CASE, f"{label}: image build (hack/build-images.sh, cached bases)", "s", build_project_image(image, project)
+        CASE,
+        f"{label}: image build (hack/build-images.sh, cached bases)",
+        "s",
+        build_project_image(image.name, image.write_project()),
     )
-    results.add(CASE, f"{label}: dbt parse, as the image build runs it", "s", dbt_parse_in_image(image))
+    results.add(CASE, f"{label}: dbt parse, as the image build runs it", "s", dbt_parse_in_image(image.name))
     # The raised limits come with the first image's upgrade (one restart of every component).
-    switched = use_project_image(deployment, image, UNCAPPED_LIMITS)
-    results.add(CASE, f"{label}: helm upgrade to the image -> its definitions served", "s", switched)
+    switched = use_project_image(deployment, image.name, image.settings)
+    if switched is not None:
+        results.add(CASE, f"{label}: helm upgrade to the image -> its definitions served", "s", switched)
     assets = deployment.api.job_asset_keys(RELEASE_JOB)
     if len(assets) < models:
         raise RuntimeError(f"{RELEASE_JOB} has {len(assets)} assets in the webserver, fewer than {models} models")

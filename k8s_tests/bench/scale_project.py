@@ -157,8 +157,12 @@ def snapshots_yaml(indexes: list[int], shape: Shape) -> str:
 
 def write_project(models: int) -> Path:
     """The example plus `models` generated models, in project_dir(models) (replaced)."""
+    return add_models(copy_example(project_dir(models)), models)
+
+
+def add_models(target: Path, models: int) -> Path:
+    """`models` generated models, their sources and snapshots, written into the project at `target`."""
     shape = Shape(models)
-    target = copy_example(project_dir(models))
     files = models_sql(shape)
     files[Path("staging", GENERATED, "_generated__sources.yml")] = sources_yaml(shape)
     files[Path("marts", GENERATED, "_generated__marts.yml")] = marts_yaml(shape)

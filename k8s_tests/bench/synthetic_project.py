@@ -110,7 +110,11 @@ def copy_example(target: Path) -> Path:
 
 def write_project(total: int) -> Path:
     """dbt_project/ plus `total` synthetic models, in project_dir(total) (replaced)."""
-    target = copy_example(project_dir(total))
+    return add_models(copy_example(project_dir(total)), total)
+
+
+def add_models(target: Path, total: int) -> Path:
+    """`total` synthetic models written into the project at `target`."""
     models_dir = target / MODELS_SUBDIR
     models_dir.mkdir(parents=True)
     early, late = model_names(total)
