@@ -1,7 +1,11 @@
 """Blue/green releases on a real PostgreSQL: a clean release promotes every mart at once; a
 failing test leaves green exactly as it was."""
 
+import json
 import shutil
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import dagster as dg
@@ -27,6 +31,7 @@ from tests.support import (
     schema_contents,
     table_exists,
 )
+from tests.waiting import wait_until
 
 
 def test_release_builds_every_model_and_matches_generated_totals(defs, warehouse, instance):
@@ -167,6 +172,93 @@ def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse
     assert [release for release, _ in release_log(warehouse)] == [result.run_id]
     assert schema_contents(warehouse, GREEN) == green_before
     assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
+
+
+def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounded_time(
+    defs, warehouse, instance, tmp_path
+):
+    """A consumer's transaction reads the last promoted table; the promotion takes the tables
+    before it and waits for that one; the consumer then reads the first. PostgreSQL breaks such
+    a cycle by aborting one side, the consumer's query or the release. The promotion gives way
+    instead, before the deadlock check, and promotes once the consumer is done. Behind a
+    consumer that never lets go it gives up after blue_green_lock_wait_seconds, naming it."""
+    load_raw(warehouse)
+    published = run_job(defs, "release_job", instance)
+    assert published.success
+    first_table, *_, last_table = sorted(MARTS)
+
+    release_finished = threading.Event()
+
+    def promotion_waits_for_last_table() -> tuple[bool, list[tuple]]:
+        assert not release_finished.is_set(), f"the release finished without waiting for {GREEN}.{last_table}"
+        waiting = query(
+            warehouse,
+            "select pid, mode from pg_locks where relation = to_regclass(%s) and not granted",
+            (f"{GREEN}.{last_table}",),
+        )
+        return bool(waiting), waiting
+
+    def consumer() -> list[str]:
+        """One transaction, as a report reading several marts would be."""
+        with psycopg.connect(warehouse) as conn:
+            seen = [conn.execute(f"select min(release_id) from {GREEN}.{last_table}").fetchone()[0]]
+            wait_until(
+                f"the promotion to wait for its lock on {GREEN}.{last_table}", promotion_waits_for_last_table, 300, 0.05
+            )
+            seen.append(conn.execute(f"select min(release_id) from {GREEN}.{first_table}").fetchone()[0])
+        return seen
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        consumer_reads = pool.submit(consumer)
+        second = run_job(defs, "release_job", instance)
+        release_finished.set()
+        seen = consumer_reads.result(timeout=60)
+
+    assert second.success
+    # The consumer's transaction saw one release, the one before.
+    assert seen == [published.run_id, published.run_id]
+    assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
+    assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
+
+    # A consumer holding a table throughout: the promotion gives up, names it, changes nothing
+    # (blue holds the previous release now, as a promotion would find it).
+    with psycopg.connect(warehouse) as holder:
+        holder.execute(f"select count(*) from {GREEN}.{last_table}")
+        held = _promote(tmp_path, "held-release", {"blue_green_lock_wait_seconds": 2})
+        assert held.returncode != 0
+        assert "Release held-release cannot be promoted" in held.stdout, held.stdout
+        assert f"{GREEN}.{last_table} (pid {holder.info.backend_pid})" in held.stdout, held.stdout
+        holder.execute(f"select count(*) from {GREEN}.{first_table}")  # never aborted
+    assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
+    assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
+    bad = _promote(tmp_path, "bad-var-release", {"blue_green_lock_wait_seconds": "soon"})
+    assert "var blue_green_lock_wait_seconds must be a positive number of seconds, got 'soon'" in bad.stdout
+
+
+def _promote(tmp_path, release: str, dbt_vars: dict) -> subprocess.CompletedProcess:
+    """The release's promotion as `release/green_promoted` runs it, with vars of the test's own."""
+    return subprocess.run(
+        [
+            "dbt",
+            "run-operation",
+            "promote_blue_to_green",
+            "--args",
+            json.dumps({"release_id": release, "tables": sorted(MARTS)}),
+            "--vars",
+            json.dumps({"release_id": release, **dbt_vars}),
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--target",
+            "postgres",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,15 @@
     `built_by` ({table: {model, code_version, run_id, image}}) is recorded with the release id:
     what built each promoted table, for a reader of green to check its provenance.
 
+    Consumers read green while it is promoted. A reader that holds one green table and then
+    asks for another that the promotion already holds closes a lock cycle, and PostgreSQL
+    breaks it by aborting one of the two: the consumer's query or the release. So the promotion
+    takes every table's lock first, all or none, and gives way (releasing what it took) before
+    PostgreSQL's deadlock check would fire, then tries again, for at most
+    var('blue_green_lock_wait_seconds', 600) seconds. A consumer is never aborted and waits at
+    most half of deadlock_timeout at a time, even behind a long query that makes the promotion
+    wait.
+
     Called by the Dagster asset `release/green_promoted`, which runs only after every model
     and every dbt test of the release succeeded.
 #}
@@ -44,12 +53,23 @@
                 promoted_at timestamptz not null default now(),
                 tables text[] not null
             );
-            -- A log created before provenance was recorded gains its column.
-            alter table {{ release_log }} add column if not exists built_by jsonb;
             -- Serializes promotions: a second one waits here, then sees the first's row.
+            -- Consumers' reads of the log (ACCESS SHARE) do not conflict with it.
             lock table {{ release_log }} in share row exclusive mode;
         {% endset %}
         {% do run_query(setup) %}
+        {#
+            A log created before provenance was recorded gains its column. Only then: an ALTER
+            TABLE locks the log ACCESS EXCLUSIVE even when the column exists, and a consumer
+            reading the marts and then the log would meet the promotion in a lock cycle.
+        #}
+        {% set has_built_by = run_query(
+            "select count(*) from information_schema.columns where table_schema = '"
+            ~ var('green_schema', 'green') ~ "' and table_name = '_release_log' and column_name = 'built_by'"
+        ).rows[0][0] > 0 %}
+        {% if not has_built_by %}
+            {% do run_query("alter table " ~ release_log ~ " add column if not exists built_by jsonb") %}
+        {% endif %}
         {% set already = run_query(
             "select count(*) from " ~ release_log ~ " where release_id = '" ~ release_id ~ "'"
         ).rows[0][0] > 0 %}
@@ -68,7 +88,53 @@
             ) }}
         {% endif %}
         {% set published = bluegreen_existing_tables(var('green_schema', 'green'), tables) %}
+        {% set locked = [] %}
+        {% for table in published %}
+            {% do locked.append(green ~ '.' ~ adapter.quote(table)) %}
+        {% endfor %}
+        {% for table in tables %}
+            {% do locked.append(blue ~ '.' ~ adapter.quote(table)) %}
+        {% endfor %}
+        {% set wait_seconds = var('blue_green_lock_wait_seconds', 600) %}
+        {% if wait_seconds is not number or wait_seconds <= 0 %}
+            {{ exceptions.raise_compiler_error(
+                "var blue_green_lock_wait_seconds must be a positive number of seconds, got '"
+                ~ wait_seconds ~ "'. Release " ~ release_id ~ " not promoted; green is unchanged."
+            ) }}
+        {% endif %}
         {% set swap %}
+            do $lock_all$
+            declare
+                deadline timestamptz := clock_timestamp() + make_interval(secs => {{ wait_seconds }});
+                consumers_lock_timeout text := current_setting('lock_timeout');
+                attempts int := 0;
+                holders text;
+            begin
+                -- Half of deadlock_timeout: the promotion gives way before a waiting consumer's
+                -- deadlock check would abort the consumer.
+                perform set_config('lock_timeout', greatest(1, (extract(epoch from
+                    current_setting('deadlock_timeout')::interval) * 500)::int)::text, true);
+                loop
+                    begin
+                        lock table {{ locked | join(', ') }} in access exclusive mode;
+                        exit;
+                    exception when lock_not_available or deadlock_detected then
+                        attempts := attempts + 1;
+                        if clock_timestamp() > deadline then
+                            select string_agg(distinct format('%s (pid %s)', relation::regclass, pid), ', ')
+                            into holders
+                            from pg_locks
+                            where granted and pid <> pg_backend_pid()
+                              and relation = any(array[{% for name in locked %}'{{ name | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}]::regclass[]);
+                            raise exception 'Release {{ release_id }} cannot be promoted: other sessions held locks on its tables for {{ wait_seconds }} s (var blue_green_lock_wait_seconds), %. Green is unchanged.',
+                                coalesce('held now: ' || holders, 'none holds one now');
+                        end if;
+                        perform pg_sleep(least(0.05 * attempts, 1.0));
+                    end;
+                end loop;
+                perform set_config('lock_timeout', consumers_lock_timeout, true);
+            end
+            $lock_all$;
             {% for table in tables %}
             {% set name = adapter.quote(table) %}
             {% if table in published %}
