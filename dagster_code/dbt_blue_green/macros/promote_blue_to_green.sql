@@ -61,7 +61,7 @@
         {#
             A log created before provenance was recorded gains its column. Only then: an ALTER
             TABLE locks the log ACCESS EXCLUSIVE even when the column exists, and a consumer
-            reading the marts and then the log would meet the promotion in a lock cycle.
+            reading the promoted tables and then the log would meet the promotion in a lock cycle.
         #}
         {% set has_built_by = run_query(
             "select count(*) from information_schema.columns where table_schema = '"
