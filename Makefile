@@ -103,3 +103,7 @@ chaos-soak: setup ## Faults of every kind at random moments, invariants checked 
 .PHONY: bench
 bench: setup ## Recovery benchmark on its own kind cluster; BENCH_ARGS="--quick" for a one-repetition check.
 	uv run --frozen python -m k8s_tests.bench $(BENCH_ARGS)
+
+.PHONY: bench-step-outputs
+bench-step-outputs: setup ## Dagster's cost per output of one step of 250 to 5,000 assets, as shipped and fixed (in process, ~10 min).
+	uv run --frozen python -m k8s_tests.bench.step_outputs

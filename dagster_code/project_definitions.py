@@ -16,6 +16,7 @@ from dagster_code.dbt_cli import dbt_resource
 from dagster_code.jobs import build_asset_jobs, build_tests_schedules
 from dagster_code.nodes import asset_nodes, plan_project
 from dagster_code.release import build_release_assets, release_code_versions
+from dagster_code.step_outputs import compute_step_output_keys_once
 
 # What a module named in dagster.yml's `python_modules` must define.
 PYTHON_MODULE_ATTRIBUTE = "defs"
@@ -38,6 +39,7 @@ def _python_module_definitions(project_dir: Path, module_name: str) -> dg.Defini
 
 
 def build_definitions(project: DbtProject) -> dg.Definitions:
+    compute_step_output_keys_once()
     project_dir = Path(project.project_dir)
     manifest = json.loads(project.manifest_path.read_text())
     plan = plan_project(manifest, project, load_project_config(project_dir))
