@@ -106,7 +106,7 @@
             do $lock_all$
             declare
                 deadline timestamptz := clock_timestamp() + make_interval(secs => {{ wait_seconds }});
-                consumers_lock_timeout text := current_setting('lock_timeout');
+                previous_lock_timeout text := current_setting('lock_timeout');
                 attempts int := 0;
                 holders text;
             begin
@@ -132,7 +132,7 @@
                         perform pg_sleep(least(0.05 * attempts, 1.0));
                     end;
                 end loop;
-                perform set_config('lock_timeout', consumers_lock_timeout, true);
+                perform set_config('lock_timeout', previous_lock_timeout, true);
             end
             $lock_all$;
             {% for table in tables %}
