@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
@@ -34,8 +35,12 @@ class PlatformDbtCliResource(DbtCliResource):
         return version.parse(dbt.version.__version__)
 
 
+# dbt, reading a run-operation's arguments from a file (see the script for why).
+DBT_EXECUTABLE = Path(__file__).parent / "bin" / "dbt_with_args_file.py"
+
+
 def dbt_resource(project: DbtProject) -> DbtCliResource:
-    return PlatformDbtCliResource(project_dir=project, target=project.target)
+    return PlatformDbtCliResource(project_dir=project, target=project.target, dbt_executable=str(DBT_EXECUTABLE))
 
 
 # dbt's parse state, which dagster-dbt copies from the project's target folder into each
@@ -121,6 +126,21 @@ def run_dbt(
             + ("\n".join(errors) or str(invocation.get_error())),
             metadata={"dbt_command": " ".join(args)},
         )
+
+
+def run_operation(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    macro: str,
+    macro_args: Mapping[str, object],
+    dbt_vars: Mapping[str, str],
+) -> None:
+    """`dbt run-operation macro` (through run_dbt). Its arguments travel in a file, so they may
+    name any number of tables."""
+    with tempfile.TemporaryDirectory(prefix="dbt-operation-") as folder:
+        args_file = Path(folder) / "args.json"
+        args_file.write_text(json.dumps(macro_args), encoding="utf-8")
+        run_dbt(context, dbt, ["run-operation", macro, "--args-file", str(args_file), "--vars", json.dumps(dbt_vars)])
 
 
 def raise_if_out_of_memory(

@@ -24,14 +24,13 @@ what built each promoted table (`built_by`: model, code version, run, image), so
 green table can check its provenance.
 """
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 
-from dagster_code.dbt_cli import run_dbt
+from dagster_code.dbt_cli import run_operation
 from dagster_code.nodes import ProjectPlan, ReleasePlan
 from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id, run_dbt_vars
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY, ProjectDbtTranslator
@@ -124,18 +123,18 @@ def build_release_assets(
     release model's (`release_code_versions`); `vars_from_run_tags`: dagster.yml's."""
     tables = sorted(promoted_keys.values())
 
-    def operation(context: dg.AssetExecutionContext, macro: str, **more: object) -> list[str]:
+    def operation(context: dg.AssetExecutionContext, dbt: DbtCliResource, macro: str, **more: object) -> None:
         """`dbt run-operation` of a blue/green macro. It passes the vars the release's build
         passes, though the macros read only their args: dbt then finds the parse state the
         previous invocation of the run left still valid (dbt_cli.share_parse_state)."""
-        args = json.dumps({"release_id": release_id(context.run), "tables": tables, **more})
+        macro_args = {"release_id": release_id(context.run), "tables": tables, **more}
         dbt_vars = run_dbt_vars(context.run, vars_from_run_tags, with_release_id=True)
-        return ["run-operation", macro, "--args", args, "--vars", json.dumps(dbt_vars)]
+        run_operation(context, dbt, macro, macro_args, dbt_vars)
 
     @dg.asset(key=BLUE_PREPARED_KEY, group_name=RELEASE_GROUP, kinds={"dbt"})
     def blue_prepared(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Blue holds a copy of green's promoted tables, so a release starts from what consumers see."""
-        run_dbt(context, dbt, operation(context, "clone_green_to_blue"))
+        operation(context, dbt, "clone_green_to_blue")
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
     @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=list(promoted_keys), kinds={"dbt"})
@@ -147,7 +146,7 @@ def build_release_assets(
             for key, table in promoted_keys.items()
             if key in built
         }
-        run_dbt(context, dbt, operation(context, "promote_blue_to_green", built_by=built_by))
+        operation(context, dbt, "promote_blue_to_green", built_by=built_by)
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
     return [blue_prepared, green_promoted]

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from example_extras import raw_data
 
-from dagster_code.dbt_cli import PARTIAL_PARSE_FILE
+from dagster_code.dbt_cli import PARTIAL_PARSE_FILE, dbt_resource, run_operation
+from dagster_code.project import dbt_project
 from dagster_code.project_definitions import build_definitions
 from dagster_code.translator import GREEN_PROMOTED_KEY
 from tests.conftest import DBT_PROJECT_DIR
@@ -233,6 +234,45 @@ def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounde
     assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
     bad = _promote(tmp_path, "bad-var-release", {"blue_green_lock_wait_seconds": "soon"})
     assert "var blue_green_lock_wait_seconds must be a positive number of seconds, got 'soon'" in bad.stdout
+
+
+# Linux refuses a single command-line argument longer than this (MAX_ARG_STRLEN).
+LINUX_ARGUMENT_LIMIT_BYTES = 128 * 1024
+
+
+def test_a_release_of_thousands_of_tables_is_promoted_whatever_the_size_of_its_arguments(warehouse, dbt_manifest):
+    """The promotion's arguments (every table and its provenance) grow with the project: at 5,000
+    models they were one command-line argument over Linux's limit, and the release built but
+    could not be promoted (E2BIG from exec)."""
+    tables = [f"model_of_a_large_project_with_a_long_name_{number:05d}" for number in range(3000)]
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(f"create schema {BLUE}")
+        conn.execute(
+            f"do $$ begin for n in 0..{len(tables) - 1} loop execute format("
+            f"'create table {BLUE}.%I as select %s as id', 'model_of_a_large_project_with_a_long_name_' "
+            "|| lpad(n::text, 5, '0'), n); end loop; end $$"
+        )
+    built_by = {
+        table: {"model": f"large/{table}", "code_version": "0" * 40, "run_id": "wide-release", "image": "example:1"}
+        for table in tables
+    }
+    macro_args = {"release_id": "wide-release", "tables": tables, "built_by": built_by}
+    assert len(json.dumps(macro_args)) > LINUX_ARGUMENT_LIMIT_BYTES
+
+    run_operation(
+        dg.build_op_context(),
+        dbt_resource(dbt_project()),
+        "promote_blue_to_green",
+        macro_args,
+        {"release_id": "wide-release"},
+    )
+
+    promoted = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (GREEN,))
+    assert sorted(name for (name,) in promoted if name != "_release_log") == tables
+    [(release, logged_tables, logged_built_by)] = query(
+        warehouse, f"select release_id, tables, built_by from {GREEN}._release_log"
+    )
+    assert (release, sorted(logged_tables), logged_built_by) == ("wide-release", tables, built_by)
 
 
 def _promote(tmp_path, release: str, dbt_vars: dict) -> subprocess.CompletedProcess:
