@@ -240,10 +240,11 @@ def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounde
 LINUX_ARGUMENT_LIMIT_BYTES = 128 * 1024
 
 
-def test_a_release_of_thousands_of_tables_is_promoted_whatever_the_size_of_its_arguments(warehouse, dbt_manifest):
-    """The promotion's arguments (every table and its provenance) grow with the project: at 5,000
-    models they were one command-line argument over Linux's limit, and the release built but
-    could not be promoted (E2BIG from exec)."""
+def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(warehouse, dbt_manifest):
+    """The release's operations at the scale of a large project. Their arguments (every table
+    and its provenance) were one command-line argument over Linux's limit at 5,000 models (E2BIG
+    from exec: the release built but could not be promoted), and a clone of every table in one
+    transaction ran out of PostgreSQL's shared lock table."""
     tables = [f"model_of_a_large_project_with_a_long_name_{number:05d}" for number in range(3000)]
     with psycopg.connect(warehouse, autocommit=True) as conn:
         conn.execute(f"create schema {BLUE}")
@@ -258,14 +259,9 @@ def test_a_release_of_thousands_of_tables_is_promoted_whatever_the_size_of_its_a
     }
     macro_args = {"release_id": "wide-release", "tables": tables, "built_by": built_by}
     assert len(json.dumps(macro_args)) > LINUX_ARGUMENT_LIMIT_BYTES
+    context, dbt = dg.build_op_context(), dbt_resource(dbt_project())
 
-    run_operation(
-        dg.build_op_context(),
-        dbt_resource(dbt_project()),
-        "promote_blue_to_green",
-        macro_args,
-        {"release_id": "wide-release"},
-    )
+    run_operation(context, dbt, "promote_blue_to_green", macro_args, {"release_id": "wide-release"})
 
     promoted = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (GREEN,))
     assert sorted(name for (name,) in promoted if name != "_release_log") == tables
@@ -273,6 +269,14 @@ def test_a_release_of_thousands_of_tables_is_promoted_whatever_the_size_of_its_a
         warehouse, f"select release_id, tables, built_by from {GREEN}._release_log"
     )
     assert (release, sorted(logged_tables), logged_built_by) == ("wide-release", tables, built_by)
+
+    # The next release starts from a copy of every table green publishes.
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(f"drop schema {BLUE} cascade")
+    run_operation(context, dbt, "clone_green_to_blue", {"release_id": "next", "tables": tables}, {"release_id": "next"})
+    cloned = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (BLUE,))
+    assert sorted(name for (name,) in cloned) == tables
+    assert query(warehouse, f"select id from {BLUE}.{tables[-1]}") == [(len(tables) - 1,)]
 
 
 def _promote(tmp_path, release: str, dbt_vars: dict) -> subprocess.CompletedProcess:

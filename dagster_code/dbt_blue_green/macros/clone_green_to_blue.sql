@@ -19,26 +19,35 @@
 {% endmacro %}
 
 
+{#
+    Tables are copied a few hundred per transaction. One transaction for all would hold about five
+    locks per table (the blue table dropped, the one created, their types, the green one read), and
+    PostgreSQL's lock table, shared by every session (max_locks_per_transaction x max_connections:
+    6,400 by default), runs out for a release of a few thousand tables. Blue is no consumer's: a
+    clone stopped half-way leaves `release/blue_prepared` unmaterialized, and its retry clones again.
+#}
 {% macro postgres__clone_green_to_blue(release_id, tables) %}
     {% if execute %}
         {% set green = var('green_schema', 'green') %}
         {% set blue = var('blue_schema', 'blue') %}
         {% set published = bluegreen_existing_tables(green, tables) %}
-        {% set sql %}
-            begin;
-            create schema if not exists {{ adapter.quote(blue) }};
-            {% for table in published %}
-            drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(table) }} cascade;
-            create table {{ adapter.quote(blue) }}.{{ adapter.quote(table) }}
-                as select * from {{ adapter.quote(green) }}.{{ adapter.quote(table) }};
-            {% endfor %}
-            commit;
-        {% endset %}
-        {% do run_query(sql) %}
+        {% do run_query("begin; create schema if not exists " ~ adapter.quote(blue) ~ "; commit;") %}
+        {% for some in published | batch(200) %}
+            {% set sql %}
+                begin;
+                {% for table in some %}
+                drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(table) }} cascade;
+                create table {{ adapter.quote(blue) }}.{{ adapter.quote(table) }}
+                    as select * from {{ adapter.quote(green) }}.{{ adapter.quote(table) }};
+                {% endfor %}
+                commit;
+            {% endset %}
+            {% do run_query(sql) %}
+        {% endfor %}
         {% if published | length == 0 %}
             {% do log("Release " ~ release_id ~ ": " ~ green ~ " publishes no table yet; first release.", info=True) %}
         {% else %}
-            {% do log("Release " ~ release_id ~ ": cloned " ~ published | join(", ") ~ " from " ~ green ~ " into " ~ blue, info=True) %}
+            {% do log("Release " ~ release_id ~ ": cloned " ~ published | length ~ " tables from " ~ green ~ " into " ~ blue, info=True) %}
         {% endif %}
     {% endif %}
 {% endmacro %}
