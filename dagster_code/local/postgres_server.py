@@ -103,7 +103,9 @@ def _init_data_dir(root: Path, data_dir: Path) -> None:
     )
 
 
-def start_postgres_server(root: Path | None = None, port: int | None = None) -> PostgresServer:
+def start_postgres_server(
+    root: Path | None = None, port: int | None = None, max_connections: int = 200
+) -> PostgresServer:
     """Starts a server in `root` (a new temporary directory by default), initialising it
     on first use; a server whose `root` already holds data keeps that data."""
     if not (BIN_DIR / "pg_ctl").exists():
@@ -119,7 +121,7 @@ def start_postgres_server(root: Path | None = None, port: int | None = None) -> 
     server = PostgresServer(data_dir=data_dir, port=port or _free_port())
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={root} "
-        "-c fsync=off -c max_connections=200"
+        f"-c fsync=off -c max_connections={max_connections}"
     )
     subprocess.run(
         _as_server_user(
