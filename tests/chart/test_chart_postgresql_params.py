@@ -77,3 +77,15 @@ def test_params_change_the_config_checksum(render, where):
         return rendered.one("Deployment", "-daemon")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
     assert checksum(render(set_values=changed)) != checksum(render(set_values=base))
+
+
+def test_embedded_postgresql_settings_are_server_arguments(render):
+    def postgres_args(rendered) -> list[str] | None:
+        [container] = rendered.one("StatefulSet", "-postgresql")["spec"]["template"]["spec"]["containers"]
+        return container.get("args")
+
+    assert postgres_args(render()) is None  # PostgreSQL's own defaults
+    rendered = render(
+        set_values={"postgresql.settings.max_locks_per_transaction": "256", "postgresql.settings.log_lock_waits": "on"}
+    )
+    assert postgres_args(rendered) == ["-c", "log_lock_waits=on", "-c", "max_locks_per_transaction=256"]
