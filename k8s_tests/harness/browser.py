@@ -43,6 +43,10 @@ PAGE_TIMEOUT_SECONDS = 120
 # Chromium starting under chromedriver, and one page load.
 DRIVER_TIMEOUT_SECONDS = 60
 POLL_SECONDS = 1.0
+# The UI draws its frame (navigation) at once, before any data. A page still without any text
+# after this long did not start (seen once in CI: the pools page white for 120 s on a loaded node,
+# its scripts stalled); it is loaded again, as a user would.
+BLANK_PAGE_RELOAD_SECONDS = 30
 # Once a page shows what it must, the time its transitions take to end (the run page's gantt chart
 # colours its steps after its data is in), so a screenshot shows the page at rest.
 SETTLE_SECONDS = 2.0
@@ -106,9 +110,28 @@ class DagsterUi:
 
     def wait(self, name: str, description: str, probe: Callable[[], tuple[bool, T]]) -> T:
         """tests.waiting.wait_until on the page; a browser error (an element replaced while read)
-        means "not yet". On timeout, saves what the page showed as `<name>-timeout.png`."""
+        means "not yet", and a page left blank is loaded again (BLANK_PAGE_RELOAD_SECONDS). On
+        timeout, saves what the page showed as `<name>-timeout.png`."""
+        loaded_at = time.monotonic()
+
+        def probe_reloading_a_blank_page() -> tuple[bool, T]:
+            nonlocal loaded_at
+            done, state = probe()
+            if not done and time.monotonic() - loaded_at > BLANK_PAGE_RELOAD_SECONDS:
+                if not self.driver.execute_script("return document.body ? document.body.innerText.trim() : ''"):
+                    print(f"[ui] {self.driver.current_url} still blank after {BLANK_PAGE_RELOAD_SECONDS}s: reloaded")
+                    self.driver.refresh()
+                loaded_at = time.monotonic()
+            return done, state
+
         try:
-            return wait_until(description, probe, PAGE_TIMEOUT_SECONDS, POLL_SECONDS, tolerate=(WebDriverException,))
+            return wait_until(
+                description,
+                probe_reloading_a_blank_page,
+                PAGE_TIMEOUT_SECONDS,
+                POLL_SECONDS,
+                tolerate=(WebDriverException,),
+            )
         except WaitTimeout as error:
             shot = self.screenshot(f"{name}-timeout")
             raise WaitTimeout(f"{error} (the page then: {shot}, {self.driver.current_url})") from error
