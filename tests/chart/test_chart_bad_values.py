@@ -73,6 +73,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         "codeLocation.image.tag must not be latest: pin the tag of an image loaded into the cluster",
     ),
     (
+        "postgresql-setting-not-a-name",
+        {"postgresql": {"settings": {"max locks": 256}}},
+        "'max locks' does not match pattern",
+    ),
+    (
         "empty-postgresql-image-tag",
         {"postgresql": {"image": {"tag": ""}}},
         "at '/postgresql/image/tag': minLength: got 0, want 1",
