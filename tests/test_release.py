@@ -262,16 +262,21 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
     from exec: the release built but could not be promoted), and a clone of every table in one
     transaction ran out of PostgreSQL's lock table ("out of shared memory") from about 3,000."""
     warehouse = default_sized_warehouse
-    tables = [f"model_of_a_large_project_with_a_long_name_{number:05d}" for number in range(3000)]
+    prefix = "model_of_a_large_project_with_a_long_name_"
+    tables = [f"{prefix}{number:05d}" for number in range(3000)]
 
     def build_in_blue() -> None:
         with psycopg.connect(warehouse, autocommit=True) as conn:
             conn.execute(f"create schema if not exists {BLUE}")
             conn.execute(
                 f"do $$ begin for n in 0..{len(tables) - 1} loop execute format("
-                f"'create table {BLUE}.%I as select %s as id', 'model_of_a_large_project_with_a_long_name_' "
-                "|| lpad(n::text, 5, '0'), n); end loop; end $$"
+                f"'create table {BLUE}.%I as select %s as id', '{prefix}' || lpad(n::text, 5, '0'), n); "
+                "end loop; end $$"
             )
+
+    def tables_in(schema: str) -> list[str]:
+        listed = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (schema,))
+        return sorted(name for (name,) in listed)
 
     build_in_blue()
     built_by = {
@@ -284,8 +289,7 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
 
     run_operation(context, dbt, "promote_blue_to_green", macro_args, {"release_id": "wide-release"})
 
-    promoted = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (GREEN,))
-    assert sorted(name for (name,) in promoted if name != "_release_log") == tables
+    assert [name for name in tables_in(GREEN) if name != "_release_log"] == tables
     [(release, logged_tables, logged_built_by)] = query(
         warehouse, f"select release_id, tables, built_by from {GREEN}._release_log"
     )
@@ -295,8 +299,7 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
     # of the release before.
     build_in_blue()
     run_operation(context, dbt, "clone_green_to_blue", {"release_id": "next", "tables": tables}, {"release_id": "next"})
-    cloned = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (BLUE,))
-    assert sorted(name for (name,) in cloned) == tables
+    assert tables_in(BLUE) == tables
     assert query(warehouse, f"select id from {BLUE}.{tables[-1]}") == [(len(tables) - 1,)]
 
 

@@ -112,16 +112,16 @@ class DagsterUi:
         """tests.waiting.wait_until on the page; a browser error (an element replaced while read)
         means "not yet", and a page left blank is loaded again (BLANK_PAGE_RELOAD_SECONDS). On
         timeout, saves what the page showed as `<name>-timeout.png`."""
-        loaded_at = time.monotonic()
+        checked_at = time.monotonic()
 
         def probe_reloading_a_blank_page() -> tuple[bool, T]:
-            nonlocal loaded_at
+            nonlocal checked_at
             done, state = probe()
-            if not done and time.monotonic() - loaded_at > BLANK_PAGE_RELOAD_SECONDS:
+            if not done and time.monotonic() - checked_at > BLANK_PAGE_RELOAD_SECONDS:
                 if not self.driver.execute_script("return document.body ? document.body.innerText.trim() : ''"):
                     print(f"[ui] {self.driver.current_url} still blank after {BLANK_PAGE_RELOAD_SECONDS}s: reloaded")
                     self.driver.refresh()
-                loaded_at = time.monotonic()
+                checked_at = time.monotonic()
             return done, state
 
         try:
