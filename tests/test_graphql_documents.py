@@ -25,8 +25,8 @@ HELM_TEST_POD = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "templates" / "tests"
 
 
 def python_documents(path: Path) -> list[str]:
-    """First arguments of `.query(...)` calls: string literals, and f-strings rendered with the
-    module's own names (e.g. a shared field list)."""
+    """First arguments of `.query(...)` calls: string literals, f-strings rendered with the
+    module's own names (e.g. a shared field list), and the module's constants passed by name."""
     documents = []
     module = None
     for node in ast.walk(ast.parse(path.read_text())):
@@ -35,7 +35,7 @@ def python_documents(path: Path) -> list[str]:
         argument = node.args[0] if node.args else None
         if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
             documents.append(argument.value)
-        elif isinstance(argument, ast.JoinedStr):
+        elif isinstance(argument, (ast.JoinedStr, ast.Name)):
             module_name = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
             module = module or importlib.import_module(module_name)
             expression = ast.fix_missing_locations(ast.Expression(argument))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,22 @@ REQUEST_TIMEOUT_SECONDS = 30
 # Long enough for a replaced webserver pod to start and pass its readiness probe.
 UNREACHABLE_TIMEOUT_SECONDS = 240
 REQUEST_RETRY_SECONDS = 3
+# A launch is not idempotent: each carries this tag with an id of its own, and one whose answer
+# was lost (a timeout, a dropped port-forward) is looked up by it before it is sent again.
+LAUNCH_ID_TAG = "k8s-tests/launch-id"
+# How long a launch whose answer timed out is looked for before it is sent again: the webserver
+# may still be working on it (a stalled 2-core node).
+LAUNCH_LOOKUP_SECONDS = 60
 EVENTS_PAGE_SIZE = 500
 STEP_BOUNDARY_EVENTS = {"ExecutionStepStartEvent", "ExecutionStepSuccessEvent", "ExecutionStepFailureEvent"}
+
+LAUNCH_RUN_MUTATION = """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename
+  ... on LaunchRunSuccess { run { runId } }
+  ... on PythonError { message }
+  ... on InvalidSubsetError { message }
+  ... on RunConfigValidationInvalid { errors { message } }
+} }"""
 
 _RUN_FIELDS = """
   runId status jobName creationTime startTime endTime
@@ -36,6 +51,14 @@ _RUN_FIELDS = """
 
 class GraphQLError(RuntimeError):
     pass
+
+
+class AnswerLost(GraphQLError):
+    """A request that may have reached the webserver got no answer (query(..., resend=False))."""
+
+    def __init__(self, problem: str, timed_out: bool) -> None:
+        super().__init__(problem)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -112,7 +135,10 @@ class DagsterApi:
         self.location = location
         self.session = requests.Session()
 
-    def query(self, query: str, **variables: Any) -> dict[str, Any]:
+    def query(self, query: str, resend: bool = True, **variables: Any) -> dict[str, Any]:
+        """The data of `query`. Requests without an answer are sent again until
+        UNREACHABLE_TIMEOUT_SECONDS, except, with `resend=False` (a mutation that must not be done
+        twice), one that may have reached the webserver: AnswerLost."""
         deadline = time.monotonic() + UNREACHABLE_TIMEOUT_SECONDS
         while True:
             try:
@@ -126,6 +152,10 @@ class DagsterApi:
                 problem = f"HTTP {response.status_code}"
             except (requests.ConnectionError, requests.Timeout, ConnectionError) as error:
                 problem = repr(error)
+                # Only a connection never made (refused, or not made in time) surely sent nothing.
+                never_sent = isinstance(error, requests.ConnectTimeout) or "refused" in problem.lower()
+                if not resend and not never_sent:
+                    raise AnswerLost(problem, timed_out=isinstance(error, requests.Timeout)) from error
             # A busy 2-core node stalls the webserver for a moment, and a chaos scenario may be
             # replacing its pod: retried until the deadline, then raised with what was seen.
             if time.monotonic() >= deadline:
@@ -172,27 +202,55 @@ class DagsterApi:
 
     def launch_run(self, job: str, tags: dict[str, str] | None = None, assets: list[str] | None = None) -> str:
         """Launches `job`; with `assets` (keys as user strings), that subset of it, as the UI's
-        "Materialize selected" does with IMPLICIT_ASSET_JOB_NAME."""
+        "Materialize selected" does with IMPLICIT_ASSET_JOB_NAME. Launches it once: a launch whose
+        answer was lost is looked up by its LAUNCH_ID_TAG before it is sent again, and a launch
+        found twice is an error."""
         selector: dict[str, Any] = self._job_selector(job)
         if assets:
             selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
-        data = self.query(
-            """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
-                 __typename
-                 ... on LaunchRunSuccess { run { runId } }
-                 ... on PythonError { message }
-                 ... on InvalidSubsetError { message }
-                 ... on RunConfigValidationInvalid { errors { message } }
-               } }""",
-            params={
-                "selector": selector,
-                "runConfigData": {},
-                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+        launch_id = uuid.uuid4().hex
+        params = {
+            "selector": selector,
+            "runConfigData": {},
+            "executionMetadata": {
+                "tags": [{"key": k, "value": v} for k, v in {**(tags or {}), LAUNCH_ID_TAG: launch_id}.items()]
             },
-        )["launchRun"]
+        }
+        deadline = time.monotonic() + UNREACHABLE_TIMEOUT_SECONDS
+        sent_again = False
+        while True:
+            try:
+                data = self.query(LAUNCH_RUN_MUTATION, resend=False, params=params)["launchRun"]
+                break
+            except AnswerLost as lost:
+                run_id = self._run_launched_as(launch_id, LAUNCH_LOOKUP_SECONDS if lost.timed_out else 0)
+                if run_id:
+                    return run_id
+                if time.monotonic() >= deadline:
+                    problem = f"launching {job}: no answer for {UNREACHABLE_TIMEOUT_SECONDS}s: {lost}"
+                    raise GraphQLError(problem) from lost
+                print(f"[api] launch of {job} ({launch_id}) got no answer ({lost}) and is not there: sent again")
+                sent_again = True
+                time.sleep(REQUEST_RETRY_SECONDS)
         if data["__typename"] != "LaunchRunSuccess":
             raise GraphQLError(f"launching {job} failed: {data}")
+        if sent_again:
+            self._run_launched_as(launch_id, 0)  # raises if the lost launch was done too
         return data["run"]["runId"]
+
+    def _run_launched_as(self, launch_id: str, wait_seconds: float) -> str | None:
+        """The run launched with `launch_id` (not its retries, which copy its tags), looked for
+        during `wait_seconds`; None if there is none. Raises when there are two."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            runs = [
+                run for run in self.runs_with_tag(LAUNCH_ID_TAG, launch_id) if "dagster/parent_run_id" not in run.tags
+            ]
+            if len(runs) > 1:
+                raise GraphQLError(f"launch {launch_id} was done {len(runs)} times: {[run.run_id for run in runs]}")
+            if runs or time.monotonic() >= deadline:
+                return runs[0].run_id if runs else None
+            time.sleep(REQUEST_RETRY_SECONDS)
 
     def launch_backfill(self, partitions: list[str], assets: list[str]) -> str:
         """A backfill of `partitions` of `assets`, as the UI's dialog launches one: the runs their
