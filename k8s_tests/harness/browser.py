@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
@@ -44,12 +44,15 @@ PAGE_TIMEOUT_SECONDS = 120
 DRIVER_TIMEOUT_SECONDS = 60
 POLL_SECONDS = 1.0
 # The UI draws its frame (navigation) at once, before any data. A page still without any text
-# after this long did not start (seen once in CI: the pools page white for 120 s on a loaded node,
-# its scripts stalled); it is loaded again, as a user would.
+# after this long did not start (seen in two CI runs: the pools page white for 120 s after the
+# whole cluster suite; not seen when the release module runs alone): it is loaded again, then
+# opened in a new Chromium, and the page's console errors are kept to say why.
 BLANK_PAGE_RELOAD_SECONDS = 30
 # Once a page shows what it must, the time its transitions take to end (the run page's gantt chart
 # colours its steps after its data is in), so a screenshot shows the page at rest.
 SETTLE_SECONDS = 2.0
+# How many of a timed-out page's console errors its WaitTimeout quotes.
+CONSOLE_ENTRIES_SHOWN = 10
 CHROMIUM_ARGS = (
     "--headless=new",
     "--no-sandbox",  # the suites run as root, where Chromium's sandbox refuses to start
@@ -93,9 +96,21 @@ class DagsterUi:
     """A headless Chromium on the Dagster webserver at `base_url()` (asked before each page: the
     port-forward behind it is restarted when its pod went away)."""
 
-    driver: webdriver.Chrome
+    start_driver: Callable[[], webdriver.Chrome]
     base_url: Callable[[], str]
     screenshots: Path = UI_ARTIFACTS_DIR
+    driver: webdriver.Chrome = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.driver = self.start_driver()
+
+    def restart(self) -> None:
+        """A new Chromium (a new profile: no cache, no state of the pages before) on the same URL."""
+        url = self.driver.current_url
+        with suppress(WebDriverException):  # a Chromium whose tab crashed may not quit cleanly
+            self.driver.quit()
+        self.driver = self.start_driver()
+        self.driver.get(url)
 
     def open(self, path: str) -> None:
         self.driver.get(self.base_url().rstrip("/") + path)
@@ -110,31 +125,58 @@ class DagsterUi:
 
     def wait(self, name: str, description: str, probe: Callable[[], tuple[bool, T]]) -> T:
         """tests.waiting.wait_until on the page; a browser error (an element replaced while read)
-        means "not yet", and a page left blank is loaded again (BLANK_PAGE_RELOAD_SECONDS). On
-        timeout, saves what the page showed as `<name>-timeout.png`."""
+        means "not yet". A page left blank for BLANK_PAGE_RELOAD_SECONDS is loaded again, and the
+        next time in a new Chromium. On timeout, saves what the page showed as
+        `<name>-timeout.png` and says what the page's console held and what was tried."""
         checked_at = time.monotonic()
+        tried: list[str] = []
 
-        def probe_reloading_a_blank_page() -> tuple[bool, T]:
+        def probe_recovering_a_blank_page() -> tuple[bool, T | str]:
             nonlocal checked_at
-            done, state = probe()
+            try:
+                done, state = probe()
+                blank = not done and not self.driver.execute_script(
+                    "return document.body ? document.body.innerText.trim() : ''"
+                )
+            except WebDriverException as error:  # "not yet"; the tab itself gone if it lasts
+                done, state, blank = False, f"{type(error).__name__}: {error.msg}", True
             if not done and time.monotonic() - checked_at > BLANK_PAGE_RELOAD_SECONDS:
-                if not self.driver.execute_script("return document.body ? document.body.innerText.trim() : ''"):
-                    print(f"[ui] {self.driver.current_url} still blank after {BLANK_PAGE_RELOAD_SECONDS}s: reloaded")
-                    self.driver.refresh()
+                if blank:
+                    errors = self.console_errors()
+                    if len(tried) % 2 == 0:
+                        tried.append(f"reloaded (console: {errors})")
+                        self.driver.refresh()
+                    else:
+                        tried.append(f"opened in a new Chromium (console: {errors})")
+                        self.restart()
+                    print(f"[ui] {self.driver.current_url} blank for {BLANK_PAGE_RELOAD_SECONDS}s: {tried[-1]}")
                 checked_at = time.monotonic()
             return done, state
 
         try:
             return wait_until(
                 description,
-                probe_reloading_a_blank_page,
+                probe_recovering_a_blank_page,
                 PAGE_TIMEOUT_SECONDS,
                 POLL_SECONDS,
-                tolerate=(WebDriverException,),
+                tolerate=(WebDriverException,),  # from a reload or a new Chromium
             )
         except WaitTimeout as error:
             shot = self.screenshot(f"{name}-timeout")
-            raise WaitTimeout(f"{error} (the page then: {shot}, {self.driver.current_url})") from error
+            raise WaitTimeout(
+                f"{error} (the page then: {shot}, {self.driver.current_url}; its console: {self.console_errors()};"
+                f" while blank: {tried or 'never blank'})"
+            ) from error
+
+    def console_errors(self) -> list[str]:
+        """The page's console errors and warnings since last asked (a script that failed to load or
+        threw leaves a white page and says why only here), the last CONSOLE_ENTRIES_SHOWN of them."""
+        try:
+            log = self.driver.get_log("browser")
+        except WebDriverException as error:
+            return [f"unreadable: {type(error).__name__}: {error.msg}"]
+        entries = [f"{entry['level']}: {entry['message']}" for entry in log if entry["level"] in ("SEVERE", "WARNING")]
+        return entries[-CONSOLE_ENTRIES_SHOWN:]
 
     # --- page checks ------------------------------------------------------------------------------
 
@@ -212,13 +254,19 @@ def dagster_ui(base_url: Callable[[], str], screenshots: Path = UI_ARTIFACTS_DIR
     options.binary_location = str(CHROMIUM)
     for argument in CHROMIUM_ARGS:
         options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for DagsterUi.console_errors
+
+    def start_driver() -> webdriver.Chrome:
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
         driver.set_page_load_timeout(DRIVER_TIMEOUT_SECONDS)
         # --window-size counts the (invisible) browser frame: grow the window by it, so the page,
         # and every screenshot, is WINDOW_WIDTH x WINDOW_HEIGHT.
         inner_width, inner_height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
         driver.set_window_size(2 * WINDOW_WIDTH - inner_width, 2 * WINDOW_HEIGHT - inner_height)
-        yield DagsterUi(driver=driver, base_url=base_url, screenshots=screenshots)
+        return driver
+
+    ui = DagsterUi(start_driver=start_driver, base_url=base_url, screenshots=screenshots)
+    try:
+        yield ui
     finally:
-        driver.quit()
+        ui.driver.quit()
