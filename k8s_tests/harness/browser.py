@@ -43,11 +43,14 @@ PAGE_TIMEOUT_SECONDS = 120
 # Chromium starting under chromedriver, and one page load.
 DRIVER_TIMEOUT_SECONDS = 60
 POLL_SECONDS = 1.0
-# The UI draws its frame (navigation) at once, before any data. A page still without any text
-# after this long did not start (seen in two CI runs: the pools page white for 120 s after the
-# whole cluster suite; not seen when the release module runs alone): it is loaded again, then
-# opened in a new Chromium, and the page's console errors are kept to say why.
-BLANK_PAGE_RELOAD_SECONDS = 30
+# A page not done after this long is looked at: the UI draws its frame (navigation) at once,
+# before any data, so a page still without text did not start; and one whose requests were
+# refused lost the webserver (seen in CI after the whole cluster suite: the port-forward exited
+# while the pools page loaded, which then said "Loading" or stayed white for 120 s). Either is
+# loaded again, then opened in a new Chromium; the console errors are kept to say why.
+STUCK_PAGE_SECONDS = 30
+# Console messages of a request that did not reach the webserver.
+NETWORK_ERRORS = ("ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE", "Failed to fetch")
 # Once a page shows what it must, the time its transitions take to end (the run page's gantt chart
 # colours its steps after its data is in), so a screenshot shows the page at rest.
 SETTLE_SECONDS = 2.0
@@ -125,13 +128,14 @@ class DagsterUi:
 
     def wait(self, name: str, description: str, probe: Callable[[], tuple[bool, T]]) -> T:
         """tests.waiting.wait_until on the page; a browser error (an element replaced while read)
-        means "not yet". A page left blank for BLANK_PAGE_RELOAD_SECONDS is loaded again, and the
-        next time in a new Chromium. On timeout, saves what the page showed as
-        `<name>-timeout.png` and says what the page's console held and what was tried."""
+        means "not yet". A page stuck for STUCK_PAGE_SECONDS, blank or having lost the webserver,
+        is loaded again (through a port-forward started again if it had exited), the next time in
+        a new Chromium. On timeout, saves what the page showed as `<name>-timeout.png` and says
+        what the page's console held and what was tried."""
         checked_at = time.monotonic()
         tried: list[str] = []
 
-        def probe_recovering_a_blank_page() -> tuple[bool, T | str]:
+        def probe_recovering_a_stuck_page() -> tuple[bool, T | str]:
             nonlocal checked_at
             try:
                 done, state = probe()
@@ -140,23 +144,26 @@ class DagsterUi:
                 )
             except WebDriverException as error:  # "not yet"; the tab itself gone if it lasts
                 done, state, blank = False, f"{type(error).__name__}: {error.msg}", True
-            if not done and time.monotonic() - checked_at > BLANK_PAGE_RELOAD_SECONDS:
-                if blank:
-                    errors = self.console_errors()
+            if not done and time.monotonic() - checked_at > STUCK_PAGE_SECONDS:
+                self.base_url()  # starts the port-forward again if it has exited
+                errors = self.console_errors()
+                lost = [error for error in errors if any(sign in error for sign in NETWORK_ERRORS)]
+                if blank or lost:
+                    what = "blank" if blank else f"lost the webserver ({lost[-1][:200]})"
                     if len(tried) % 2 == 0:
-                        tried.append(f"reloaded (console: {errors})")
+                        tried.append(f"{what}: reloaded (console: {errors})")
                         self.driver.refresh()
                     else:
-                        tried.append(f"opened in a new Chromium (console: {errors})")
+                        tried.append(f"{what}: opened in a new Chromium (console: {errors})")
                         self.restart()
-                    print(f"[ui] {self.driver.current_url} blank for {BLANK_PAGE_RELOAD_SECONDS}s: {tried[-1]}")
+                    print(f"[ui] {self.driver.current_url} after {STUCK_PAGE_SECONDS}s: {tried[-1][:300]}")
                 checked_at = time.monotonic()
             return done, state
 
         try:
             return wait_until(
                 description,
-                probe_recovering_a_blank_page,
+                probe_recovering_a_stuck_page,
                 PAGE_TIMEOUT_SECONDS,
                 POLL_SECONDS,
                 tolerate=(WebDriverException,),  # from a reload or a new Chromium
@@ -165,7 +172,7 @@ class DagsterUi:
             shot = self.screenshot(f"{name}-timeout")
             raise WaitTimeout(
                 f"{error} (the page then: {shot}, {self.driver.current_url}; its console: {self.console_errors()};"
-                f" while blank: {tried or 'never blank'})"
+                f" recoveries: {tried or 'none'})"
             ) from error
 
     def console_errors(self) -> list[str]:

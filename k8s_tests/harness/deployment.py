@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from k8s_tests.harness.cluster import REPO_ROOT, KindCluster, kubectl_text, tool, wait_until
+from k8s_tests.harness.cluster import ARTIFACTS_DIR, REPO_ROOT, KindCluster, kubectl_text, tool, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi
 from tests.waiting import WaitTimeout
 
@@ -109,10 +109,26 @@ class PortForward:
     local_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
+    @property
+    def log(self) -> Path:
+        """kubectl's stderr (a file, not a pipe: a pipe nobody reads fills up with its per-connection
+        errors and stalls it)."""
+        return ARTIFACTS_DIR / f"port-forward-{self.namespace}-{self.target.replace('/', '-')}-{self.local_port}.log"
+
+    def why_exited(self) -> str:
+        return f"exit code {self.process.returncode}: {self.log.read_text().strip()[-300:]}"
+
     def ensure(self) -> None:
         """Starts kubectl port-forward unless it runs; ConnectionError when it cannot listen."""
         if self.process is not None and self.process.poll() is None:
             return
+        if self.process is not None:
+            print(
+                f"[port-forward] to {self.namespace}/{self.target} on port {self.local_port} had exited"
+                f" ({self.why_exited()}); started again"
+            )
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log.open("w")
         self.process = subprocess.Popen(
             [
                 tool("kubectl"),
@@ -125,13 +141,14 @@ class PortForward:
                 f"{self.local_port}:{self.remote_port}",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
             start_new_session=True,
         )
+        log.close()  # kubectl has its own descriptor
 
         def listening() -> tuple[bool, str]:
             if self.process.poll() is not None:
-                return False, f"kubectl port-forward exited: {self.process.stderr.read().decode()[-500:]}"
+                return False, f"kubectl port-forward exited ({self.why_exited()})"
             try:
                 with socket.create_connection(("127.0.0.1", self.local_port), timeout=2):
                     return True, "listening"
@@ -148,6 +165,7 @@ class PortForward:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
+        self.process = None  # stopped, not exited: ensure() starts it without saying it exited
 
 
 @dataclass
