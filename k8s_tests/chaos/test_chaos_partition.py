@@ -3,6 +3,8 @@ PostgreSQL (Dagster's storage and the warehouse) is dropped, without a reset, wh
 query, for longer than the chart's client timeouts (postgresqlClient: libpq keepalives and
 tcp_user_timeout), then let through again. Without those timeouts libpq waits on the kernel's (two
 hours before the first keepalive) and the release hangs with no failure for anyone to retry.
+The server's side of the same: the sessions the cut-off pod leaves behind end in minutes
+(postgresql.settings), not after the kernel's two hours holding their locks and connections.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from k8s_tests.chaos.release_checks import (
     launch_and_reach_slow_model,
     wait_one_retry_finished,
 )
+from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.deployment import Deployment
 from k8s_tests.harness.faults import only_component_pod, partitioned, running_run_pod
 from k8s_tests.harness.release import GreenReader, failure_messages, wait_run_finished
+from tests.support import query
 
 # Longer than the chart's defaults let a connection wait on a reply: it is declared dead after
 # about 30 s (keepalives after 10 s idle, 3 probes 5 s apart, tcp_user_timeout 30 s).
@@ -31,6 +35,11 @@ PAUSE_SECONDS = 120
 STEP_FAILURE_EVENTS = {"ExecutionStepFailureEvent"}
 # dbt's line for the model whose query the partition cut: "... ERROR creating ... [ERROR in 30.78s]".
 MODEL_ERROR_AFTER = re.compile(r"ERROR creating .*ERROR.* in ([0-9.]+)s")
+# The embedded PostgreSQL's defaults (postgresql.settings) probe a connection silent for 60 s, 6
+# times 10 s apart, and a running query checks on its client every 10 s: every session of the
+# cut-off pod ends about 2 minutes after its last packet. PostgreSQL's own defaults leave an idle
+# one (e.g. "idle in transaction" after the slow model's pg_sleep) to the kernel's 2 hours.
+SESSIONS_END_TIMEOUT_SECONDS = 240
 
 
 def test_run_pod_partitioned_from_postgresql_fails_in_bounded_time_and_is_retried(
@@ -60,6 +69,7 @@ def test_run_pod_partitioned_from_postgresql_fails_in_bounded_time_and_is_retrie
     detected_within = float(model_error.group(1))
     assert detected_within < PARTITION_SECONDS, messages
     assert parent.tags.get("dagster-dbt-k8s/lost_warehouse_connection") == "true", parent.tags
+    sessions_ended = wait_sessions_ended(chaos_deployment, pod.status.pod_ip, cut_wall)
 
     group = wait_one_retry_finished(api, parent_id)
     green_reader.stop()
@@ -68,6 +78,7 @@ def test_run_pod_partitioned_from_postgresql_fails_in_bounded_time_and_is_retrie
         f"\n[partition run pod <-> PostgreSQL for {healed:.0f}s] cut -> dbt's query failed: under "
         f"{detected_within:.1f}s; cut -> step failure recorded: {recorded:.1f}s; "
         f"cut -> parent FAILURE: {parent.end_time - cut_wall:.1f}s; "
+        f"cut -> the server ended the pod's last session: {sessions_ended - cut_wall:.0f}s; "
         f"cut -> group SUCCESS: {retry.end_time - cut_wall:.1f}s; "
         f"parent failure_reason={parent.tags.get('dagster/failure_reason')}, "
         f"lost connection tag={parent.tags.get('dagster-dbt-k8s/lost_warehouse_connection')}; "
@@ -75,3 +86,25 @@ def test_run_pod_partitioned_from_postgresql_fails_in_bounded_time_and_is_retrie
     )
     assert_group_exactly_once(chaos_deployment, reference, group)
     assert_reader_saw_one_release_at_a_time(green_reader, parent_id)
+
+
+def wait_sessions_ended(deployment: Deployment, pod_ip: str, cut_wall: float) -> float:
+    """Waits until PostgreSQL has no session of the pod at `pod_ip` begun before the cut (its IP may
+    go to a pod started since); returns the time (time.time) it saw none."""
+
+    def ended() -> tuple[bool, object]:
+        sessions = query(
+            deployment.warehouse,
+            "select pid, datname, state, backend_start, state_change, left(query, 100) from pg_stat_activity"
+            " where client_addr = %s::inet and backend_start < to_timestamp(%s)",
+            (pod_ip, cut_wall),
+        )
+        return not sessions, sessions
+
+    wait_until(
+        f"PostgreSQL to end the sessions of the cut-off pod {pod_ip} within {SESSIONS_END_TIMEOUT_SECONDS}s of the cut",
+        ended,
+        max(cut_wall + SESSIONS_END_TIMEOUT_SECONDS - time.time(), 0),
+        interval=5,
+    )
+    return time.time()

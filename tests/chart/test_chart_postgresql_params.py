@@ -15,6 +15,15 @@ EXTERNAL = {
 }
 
 
+DEAD_CLIENT_SETTINGS = {
+    "tcp_keepalives_idle": "60",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "6",
+    "tcp_user_timeout": "120000",
+    "client_connection_check_interval": "10000",
+}
+
+
 def dbt_params(env: dict[str, str]) -> dict[str, str]:
     """The DBT_PG_* env vars that are not the connection's host, port, user or database."""
     contract = {"DBT_PG_HOST", "DBT_PG_PORT", "DBT_PG_USER", "DBT_PG_DATABASE"}
@@ -84,8 +93,17 @@ def test_embedded_postgresql_settings_are_server_arguments(render):
         [container] = rendered.one("StatefulSet", "-postgresql")["spec"]["template"]["spec"]["containers"]
         return container.get("args")
 
-    assert postgres_args(render()) is None  # PostgreSQL's own defaults
+    def settings(rendered) -> dict[str, str]:
+        args = postgres_args(rendered) or []
+        assert args[::2] == ["-c"] * (len(args) // 2), args
+        return dict(setting.split("=", 1) for setting in args[1::2])
+
+    # The chart's defaults: the sessions of a vanished client end in minutes (k8s_tests' partition scenario).
+    assert settings(render()) == DEAD_CLIENT_SETTINGS
     rendered = render(
         set_values={"postgresql.settings.max_locks_per_transaction": "256", "postgresql.settings.log_lock_waits": "on"}
     )
-    assert postgres_args(rendered) == ["-c", "log_lock_waits=on", "-c", "max_locks_per_transaction=256"]
+    assert settings(rendered) == {**DEAD_CLIENT_SETTINGS, "log_lock_waits": "on", "max_locks_per_transaction": "256"}
+    # null drops a default: PostgreSQL's own applies.
+    rendered = render(set_values={"postgresql.settings.client_connection_check_interval": "null"})
+    assert "client_connection_check_interval" not in settings(rendered)
