@@ -2,7 +2,7 @@
 
 Runs are submitted with `dagster job launch` to the instance's QueuedRunCoordinator, the
 daemon dequeues them, and the default run launcher starts each run worker as a process of
-the daemon's code server: the same path as production, minus Kubernetes.
+the code server: the same path as production, minus Kubernetes.
 """
 
 from __future__ import annotations
@@ -13,63 +13,105 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
+from dagster._grpc.client import DagsterGrpcClient
+
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS_MODULE = "dagster_code.definitions"
 LAUNCH_TAG = "test/launch_id"
 
 
-@contextmanager
-def running_daemon(log_path: Path) -> Iterator[subprocess.Popen]:
-    """Starts `dagster-daemon run` with the current environment (DAGSTER_HOME, DBT_*)."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            ["dagster-daemon", "run", "-m", DEFINITIONS_MODULE],
+# Importing the definitions on a loaded CI machine (four suites' workers and a cluster build).
+CODE_SERVER_START_TIMEOUT_SECONDS = 300
+
+
+@dataclass
+class LocalDaemon:
+    """A code server and a `dagster-daemon` on it, as the chart deploys them, minus Kubernetes."""
+
+    code_server_socket: Path
+    process: subprocess.Popen
+
+    def launch(self, instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None) -> str:
+        """Submits a run to the queue like a user would; returns its run id."""
+        launch_id = uuid.uuid4().hex
+        subprocess.run(
+            [
+                "dagster",
+                "job",
+                "launch",
+                "--grpc-socket",
+                str(self.code_server_socket),
+                "-j",
+                job,
+                "--tags",
+                json.dumps({**(tags or {}), LAUNCH_TAG: launch_id}),
+            ],
             cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            check=True,
+            capture_output=True,
         )
+        (run,) = instance.get_runs(filters=RunsFilter(tags={LAUNCH_TAG: launch_id}, exclude_subruns=True))
+        return run.run_id
+
+
+def _code_server_serving(socket: Path, server: subprocess.Popen) -> tuple[bool, object]:
+    if server.poll() is not None:
+        raise RuntimeError(f"the code server exited with code {server.returncode} before serving")
+    status = DagsterGrpcClient(socket=str(socket)).health_check_query()
+    return status == "SERVING", status
+
+
+@contextmanager
+def _process(args: list[str], log: IO[str]) -> Iterator[subprocess.Popen]:
+    """A process in a session of its own, so that stopping it stops what it started (run workers)."""
+    process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            yield process
-        finally:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait(timeout=30)
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
-def launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None) -> str:
-    """Submits a run to the queue like a user would; returns its run id."""
-    launch_id = uuid.uuid4().hex
-    subprocess.run(
-        [
-            "dagster",
-            "job",
-            "launch",
-            "-m",
-            DEFINITIONS_MODULE,
-            "-j",
-            job,
-            "--tags",
-            json.dumps({**(tags or {}), LAUNCH_TAG: launch_id}),
-        ],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-    )
-    (run,) = instance.get_runs(filters=RunsFilter(tags={LAUNCH_TAG: launch_id}, exclude_subruns=True))
-    return run.run_id
+@contextmanager
+def running_daemon(log_path: Path) -> Iterator[LocalDaemon]:
+    """Starts `dagster code-server start` for the project's definitions and `dagster-daemon run` on
+    it, with the current environment (DAGSTER_HOME, DBT_*); both log to `log_path`, run workers
+    (the code server's children) included.
+
+    The daemon gets the server's address, as in the chart: given the module instead, it would
+    start a code server of its own and, at each workspace refresh (every minute), start another
+    one that imports the definitions again."""
+    with (
+        log_path.open("w") as log,
+        tempfile.TemporaryDirectory(prefix="dagster-code-server-") as socket_dir,
+    ):
+        # Not in pytest's tmp_path: a Unix socket's path is limited to 107 bytes.
+        socket = Path(socket_dir) / "grpc.sock"
+        with _process(["dagster", "code-server", "start", "-m", DEFINITIONS_MODULE, "-s", str(socket)], log) as server:
+            wait_until(
+                f"the code server on {socket} to serve",
+                lambda: _code_server_serving(socket, server),
+                CODE_SERVER_START_TIMEOUT_SECONDS,
+            )
+            with _process(["dagster-daemon", "run", "--grpc-socket", str(socket)], log) as daemon:
+                yield LocalDaemon(socket, daemon)
 
 
 def materialized_keys_of_run(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:

@@ -3,7 +3,7 @@ never overlap, and the pool ends with no slot in use."""
 
 import dagster as dg
 
-from tests.daemon import launch, step_intervals
+from tests.daemon import step_intervals
 from tests.support import load_raw
 from tests.waiting import wait_until
 
@@ -22,7 +22,7 @@ def _finished(instance: dg.DagsterInstance, run_ids: list[str]) -> tuple[bool, o
 def test_same_pool_snapshot_runs_never_overlap(instance, warehouse, daemon):
     load_raw(warehouse)
 
-    run_ids = [launch(instance, "sales_snapshots_job") for _ in range(2)]
+    run_ids = [daemon.launch(instance, "sales_snapshots_job") for _ in range(2)]
 
     runs = wait_until("both sales snapshot runs to finish", lambda: _finished(instance, run_ids), RUN_TIMEOUT_SECONDS)
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 2

@@ -9,7 +9,7 @@ import dagster as dg
 
 from dagster_code.config import load_project_config
 from tests.conftest import DBT_PROJECT_DIR
-from tests.daemon import evict_process, launch, materialized_keys_of_run, run_worker_pid
+from tests.daemon import evict_process, materialized_keys_of_run, run_worker_pid
 from tests.support import (
     GREEN,
     MARTS,
@@ -58,7 +58,9 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     reset_release_schemas(warehouse)
     job_keys = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
 
-    parent_id = launch(instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(RETRY_TEST_SLOW_MODEL_SECONDS)})
+    parent_id = daemon.launch(
+        instance, "release_job", tags={SLOW_MODEL_SECONDS_TAG: str(RETRY_TEST_SLOW_MODEL_SECONDS)}
+    )
 
     def reached_slow_model() -> tuple[bool, object]:
         keys = materialized_keys_of_run(instance, parent_id)
@@ -76,7 +78,10 @@ def test_sigterm_mid_build_retry_skips_materialized_assets(defs, warehouse, inst
     assert parent.tags["dagster/failure_reason"] == "UNEXPECTED_TERMINATION"
     (retry,) = wait_until(
         "the retry daemon to create a retry run",
-        lambda: (bool(children := _children(instance, parent_id)), children or instance.get_run_by_id(parent_id).tags),
+        lambda: (
+            bool(children := _children(instance, parent_id)),
+            children or {"daemon exit code": daemon.process.poll(), **instance.get_run_by_id(parent_id).tags},
+        ),
         300,
     )
     retry = wait_until("the retry run to finish", lambda: _finished(instance, retry.run_id), 600)
