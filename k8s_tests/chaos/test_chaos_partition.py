@@ -21,7 +21,7 @@ from k8s_tests.chaos.release_checks import (
     wait_one_retry_finished,
 )
 from k8s_tests.harness.cluster import wait_until
-from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.deployment import Deployment, chart_values
 from k8s_tests.harness.faults import only_component_pod, partitioned, running_run_pod
 from k8s_tests.harness.release import GreenReader, failure_messages, wait_run_finished
 from tests.support import query
@@ -35,11 +35,19 @@ PAUSE_SECONDS = 120
 STEP_FAILURE_EVENTS = {"ExecutionStepFailureEvent"}
 # dbt's line for the model whose query the partition cut: "... ERROR creating ... [ERROR in 30.78s]".
 MODEL_ERROR_AFTER = re.compile(r"ERROR creating .*ERROR.* in ([0-9.]+)s")
-# The embedded PostgreSQL's defaults (postgresql.settings) probe a connection silent for 60 s, 6
-# times 10 s apart, and a running query checks on its client every 10 s: every session of the
-# cut-off pod ends about 2 minutes after its last packet. PostgreSQL's own defaults leave an idle
-# one (e.g. "idle in transaction" after the slow model's pg_sleep) to the kernel's 2 hours.
-SESSIONS_END_TIMEOUT_SECONDS = 240
+# The embedded PostgreSQL's defaults (postgresql.settings) end a session of the cut-off pod (gone
+# once its run failed) when what it sent stays unacknowledged for tcp_user_timeout, or when it is
+# silent through the keepalives (idle, then count probes interval apart). The slow model's session
+# sends its reply only when pg_sleep ends, up to PAUSE_SECONDS after the cut (CI saw 242 s with the
+# cut early in the sleep; 76 s with it late). PostgreSQL's own defaults leave such a session (e.g.
+# "idle in transaction" after the pg_sleep) to the kernel's 2 hours.
+_SERVER = {key: int(value) for key, value in chart_values()["postgresql"]["settings"].items()}
+SESSION_DEATH_SECONDS = max(
+    _SERVER["tcp_user_timeout"] / 1000,
+    _SERVER["tcp_keepalives_idle"] + _SERVER["tcp_keepalives_count"] * _SERVER["tcp_keepalives_interval"],
+)
+# A minute for retransmission back-off and the polls.
+SESSIONS_END_TIMEOUT_SECONDS = PAUSE_SECONDS + SESSION_DEATH_SECONDS + 60
 
 
 def test_run_pod_partitioned_from_postgresql_fails_in_bounded_time_and_is_retried(
