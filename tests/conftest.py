@@ -120,30 +120,20 @@ def defs(dbt_manifest: Path) -> dg.Definitions:
     return build_definitions(dbt_project())
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Keeps each phase's report on the item, so fixtures can tell whether the test failed."""
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
-
-# The log's end on failure; the daemon's own lines (not its run workers') are all printed.
+# The log's end printed at teardown; the daemon's own lines (not its run workers') are all printed.
 DAEMON_LOG_TAIL_LINES = 60
 
 
 @pytest.fixture
-def daemon(instance: dg.DagsterInstance, warehouse: str, tmp_path: Path, request: pytest.FixtureRequest):
-    """A real dagster-daemon and code server on the test's instance and warehouse. When the test
-    fails, the end of their log is printed (pytest shows it with the failure): CI keeps no
-    temporary directory."""
+def daemon(instance: dg.DagsterInstance, warehouse: str, tmp_path: Path):
+    """A real dagster-daemon and code server on the test's instance and warehouse. The end of their
+    log is printed at teardown, which pytest shows only with a failure: CI keeps no temporary
+    directory."""
     from tests.daemon import running_daemon
 
     log_path = tmp_path / "dagster-daemon.log"
     with running_daemon(log_path) as local_daemon:
         yield local_daemon
-    report = getattr(request.node, "rep_call", None)
-    if report is None or report.failed:
-        lines = log_path.read_text(errors="replace").splitlines()
-        print(f"the daemon's lines of {log_path}:", *(line for line in lines if "dagster.daemon" in line), sep="\n")
-        print(f"its last {DAEMON_LOG_TAIL_LINES} lines:", *lines[-DAEMON_LOG_TAIL_LINES:], sep="\n")
+    lines = log_path.read_text(errors="replace").splitlines()
+    print(f"the daemon's lines of {log_path}:", *(line for line in lines if "dagster.daemon" in line), sep="\n")
+    print(f"its last {DAEMON_LOG_TAIL_LINES} lines:", *lines[-DAEMON_LOG_TAIL_LINES:], sep="\n")

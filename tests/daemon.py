@@ -70,6 +70,8 @@ class LocalDaemon:
 def _code_server_serving(socket: Path, server: subprocess.Popen) -> tuple[bool, object]:
     if server.poll() is not None:
         raise RuntimeError(f"the code server exited with code {server.returncode} before serving")
+    if not socket.exists():  # asked before, the client prints its connection error
+        return False, "no socket yet"
     status = DagsterGrpcClient(socket=str(socket)).health_check_query()
     return status == "SERVING", status
 

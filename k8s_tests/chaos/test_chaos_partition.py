@@ -41,10 +41,11 @@ MODEL_ERROR_AFTER = re.compile(r"ERROR creating .*ERROR.* in ([0-9.]+)s")
 # sends its reply only when pg_sleep ends, up to PAUSE_SECONDS after the cut (CI saw 242 s with the
 # cut early in the sleep; 76 s with it late). PostgreSQL's own defaults leave such a session (e.g.
 # "idle in transaction" after the pg_sleep) to the kernel's 2 hours.
-_SERVER = {key: int(value) for key, value in chart_values()["postgresql"]["settings"].items()}
+_SERVER = chart_values()["postgresql"]["settings"]
 SESSION_DEATH_SECONDS = max(
-    _SERVER["tcp_user_timeout"] / 1000,
-    _SERVER["tcp_keepalives_idle"] + _SERVER["tcp_keepalives_count"] * _SERVER["tcp_keepalives_interval"],
+    int(_SERVER["tcp_user_timeout"]) / 1000,
+    int(_SERVER["tcp_keepalives_idle"])
+    + int(_SERVER["tcp_keepalives_count"]) * int(_SERVER["tcp_keepalives_interval"]),
 )
 # A minute for retransmission back-off and the polls.
 SESSIONS_END_TIMEOUT_SECONDS = PAUSE_SECONDS + SESSION_DEATH_SECONDS + 60
