@@ -110,19 +110,23 @@ def scale(
     results: Results,
     model_counts: tuple[int, ...],
     image_for: Callable[[int], ProjectImage] = scale_image,
+    with_uninterrupted: bool = True,
 ) -> None:
     """Case 6 at each project size, each in its image (`image_for`), on raised memory limits (the
-    caller switches the release back to the project image; the limits stay raised)."""
+    caller switches the release back to the project image; the limits stay raised).
+    `with_uninterrupted`: also an uninterrupted release against dbt build alone."""
     defaults = chart_values()
     for component, key in COMPONENT_VALUES.items():
         limit = defaults[key]["resources"]["limits"]["memory"]
         results.add(CASE, f"chart default memory limit: {component}", "MiB", mebibytes(limit))
     for models in model_counts:
         print(f"== case 6: {scale_project.Shape(models).describe()}", flush=True)
-        scale_sample(deployment, results, models, image_for(models))
+        scale_sample(deployment, results, models, image_for(models), with_uninterrupted)
 
 
-def scale_sample(deployment: Deployment, results: Results, models: int, image: ProjectImage) -> None:
+def scale_sample(
+    deployment: Deployment, results: Results, models: int, image: ProjectImage, with_uninterrupted: bool
+) -> None:
     label = f"{models} models"
     results.add(
         CASE,
@@ -142,6 +146,15 @@ def scale_sample(deployment: Deployment, results: Results, models: int, image: P
     record_code_servers(deployment, results, label)
     record_asset_graph_query(deployment, results, label)
 
+    if with_uninterrupted:
+        release_against_dbt_alone(deployment, results, label)
+    evicted_release(deployment, results, label, len(assets))
+    for component in ("webserver", "daemon"):
+        (pod,) = deployment.component_pods(component)
+        record_memory(deployment, results, f"{label}: {component}", pod)
+
+
+def release_against_dbt_alone(deployment: Deployment, results: Results, label: str) -> None:
     uninterrupted = wait_success(
         deployment.api,
         deployment.api.launch_run(RELEASE_JOB),
@@ -155,11 +168,6 @@ def scale_sample(deployment: Deployment, results: Results, models: int, image: P
     alone_seconds = dbt_alone(deployment, run_pod)
     results.add(CASE, f"{label}: dbt build alone, pod created -> ended", "s", alone_seconds)
     results.add(CASE, f"{label}: platform release / dbt build alone", "ratio", platform_seconds / alone_seconds)
-
-    evicted_release(deployment, results, label, len(assets))
-    for component in ("webserver", "daemon"):
-        (pod,) = deployment.component_pods(component)
-        record_memory(deployment, results, f"{label}: {component}", pod)
 
 
 def dbt_parse_in_image(image: str) -> float:
