@@ -25,12 +25,14 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+# The chart's values.yaml, its defaults: the one place for them (ci/kind-values.yaml changes none
+# of the names the suites read). Imported by the suites from here.
+from dagster_code.local.instance import chart_values
 from k8s_tests.harness.cluster import ARTIFACTS_DIR, REPO_ROOT, KindCluster, kubectl_text, tool, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi
 from tests.waiting import WaitTimeout
 
 CHART_DIR = REPO_ROOT / "charts" / "dagster-dbt-k8s"
-CHART_VALUES = CHART_DIR / "values.yaml"
 KIND_VALUES = CHART_DIR / "ci" / "kind-values.yaml"
 UP_SCRIPT = REPO_ROOT / "hack" / "up.sh"
 # Images (cached docker build), kind load, helm --wait, raw_data_job: generous on 2 shared cores.
@@ -41,12 +43,6 @@ PORT_FORWARD_READY_SECONDS = 60
 HEALTHY_TIMEOUT_SECONDS = 300
 # Deleting the namespace (PostgreSQL volume, run Jobs) takes about a minute on 2 cores.
 NAMESPACE_GONE_TIMEOUT_SECONDS = 300
-
-
-def chart_values() -> dict[str, Any]:
-    """The chart's values.yaml: its defaults, the one place for them (ci/kind-values.yaml changes
-    none of the names read here)."""
-    return yaml.safe_load(CHART_VALUES.read_text())
 
 
 def chart_fullname(release: str) -> str:
