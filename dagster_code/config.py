@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from dagster_code.run_coordinator import RELEASE_TAG
+
 PROJECT_CONFIG_FILE = "dagster.yml"
 META_PREFIX = "dagster_"
 GROUP_KEY = "dagster_group"
@@ -33,8 +35,6 @@ PARTITIONS_KEYS = ("unit", "start", "start_var", "end_var")
 TIME_UNITS = ("hour", "day", "month", "year")
 # One pool for every snapshot unless configured; its limit is in the chart's values.
 DEFAULT_SNAPSHOT_POOL = "dbt-snapshots"
-# The release's run tag matches the chart's run-tag concurrency limit of 1.
-DEFAULT_RELEASE_RUN_TAGS = {"dagster-dbt-k8s/release": "blue-green"}
 DEFAULT_RELEASE_JOB = "release_job"
 
 PROJECT_KEYS = ("release", "tests_schedules", "snapshots", "vars_from_run_tags", "python_modules")
@@ -56,7 +56,8 @@ class Release:
     exclude: str = ""
     promote: str | None = None
     job: str = DEFAULT_RELEASE_JOB
-    run_tags: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RELEASE_RUN_TAGS))
+    # Added to the release job's runs; the release tag that serializes releases is the platform's.
+    run_tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
             exclude=spec.get("exclude") or "",
             promote=spec.get("promote"),
             job=spec.get("job", DEFAULT_RELEASE_JOB),
-            run_tags={str(k): str(v) for k, v in (spec.get("run_tags") or DEFAULT_RELEASE_RUN_TAGS).items()},
+            run_tags=_release_run_tags(file, node, spec.get("run_tags") or {}),
         )
 
     schedules = []
@@ -175,3 +176,17 @@ def node_config_file(project_dir: Path, project_name: str, node: Mapping[str, An
             if path.is_file() and key.split(".")[0] in path.read_text():
                 return str(path)
     return str(project_dir / "dbt_project.yml")
+
+
+def _release_run_tags(file: str, node: str, run_tags: Any) -> dict[str, str]:
+    if not isinstance(run_tags, Mapping):
+        raise PlatformConfigError(file, "release.run_tags", node, "expected a mapping of run tag to value")
+    if RELEASE_TAG in run_tags:
+        raise PlatformConfigError(
+            file,
+            f"release.run_tags.{RELEASE_TAG}",
+            node,
+            "the platform sets this tag on every run that builds a release asset, so that releases run one "
+            "at a time; remove it (other run tags are added to the release's runs)",
+        )
+    return {str(k): str(v) for k, v in run_tags.items()}

@@ -1,5 +1,5 @@
-"""The project's jobs. Every job that builds assets carries the run-retry tags and the hook that
-makes a lost connection retryable."""
+"""The project's jobs. Every job that builds assets carries the hook that makes a lost connection
+retryable; retry tags come to every run, of these jobs or any other, from the run coordinator."""
 
 import json
 
@@ -8,21 +8,15 @@ import dagster as dg
 from dagster_code.config import TestsSchedule
 from dagster_code.dbt_cli import run_dbt
 from dagster_code.nodes import ProjectPlan
-from dagster_code.retries import retry_tags, retryable_after_lost_connection
+from dagster_code.retries import retryable_after_lost_connection
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 
 # The blue/green package's var: tagged tests read green, what consumers read, not blue.
 TESTS_ON_GREEN_VARS = {"blue_schema": "green"}
 
 
-def retried_asset_job(name: str, selection: dg.AssetSelection, tags: dict[str, str] | None = None, **kwargs):
-    return dg.define_asset_job(
-        name,
-        selection=selection,
-        tags={**retry_tags(), **(tags or {})},
-        hooks={retryable_after_lost_connection},
-        **kwargs,
-    )
+def retried_asset_job(name: str, selection: dg.AssetSelection, **kwargs):
+    return dg.define_asset_job(name, selection=selection, hooks={retryable_after_lost_connection}, **kwargs)
 
 
 def build_asset_jobs(plan: ProjectPlan, key_of: dict[str, dg.AssetKey]) -> list:

@@ -33,9 +33,12 @@ from dagster_dbt import DbtCliResource, DbtProject
 from dagster_code.dbt_cli import run_operation
 from dagster_code.nodes import ProjectPlan, ReleasePlan
 from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id, run_dbt_vars
+from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY, ProjectDbtTranslator
 
 RELEASE_GROUP = "release"
+# Runs that select a release asset run one at a time (dagster_code/run_coordinator.py).
+RELEASE_ASSET_TAGS = {RELEASE_TAG: RELEASE_TAG_VALUE}
 CODE_VERSION_TAG = "dagster/code_version"
 # Set by the Kubernetes run launcher on each run: the image its pod runs.
 IMAGE_TAG = "dagster/image"
@@ -131,13 +134,19 @@ def build_release_assets(
         dbt_vars = run_dbt_vars(context.run, vars_from_run_tags, with_release_id=True)
         run_operation(context, dbt, macro, macro_args, dbt_vars)
 
-    @dg.asset(key=BLUE_PREPARED_KEY, group_name=RELEASE_GROUP, kinds={"dbt"})
+    @dg.asset(key=BLUE_PREPARED_KEY, group_name=RELEASE_GROUP, kinds={"dbt"}, tags=RELEASE_ASSET_TAGS)
     def blue_prepared(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Blue holds a copy of green's promoted tables, so a release starts from what consumers see."""
         operation(context, dbt, "clone_green_to_blue")
         return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
 
-    @dg.asset(key=GREEN_PROMOTED_KEY, group_name=RELEASE_GROUP, deps=list(promoted_keys), kinds={"dbt"})
+    @dg.asset(
+        key=GREEN_PROMOTED_KEY,
+        group_name=RELEASE_GROUP,
+        deps=list(promoted_keys),
+        kinds={"dbt"},
+        tags=RELEASE_ASSET_TAGS,
+    )
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
         built = refuse_release_of_two_code_versions(context, release.job_name, model_code_versions)

@@ -1,8 +1,8 @@
-"""Run-retry tags for the project's jobs.
+"""Run retries: which failures are retried, and how.
 
-The chart sets DAGSTER_RUN_RETRY_STRATEGY and DAGSTER_RUN_MAX_RETRIES from
-`dagsterDaemon.runRetries` in values.yaml on the code location and the run pods; the
-defaults below are used outside the chart and are kept equal to the chart's by a test.
+Every run gets its retry strategy where it is submitted (dagster_code/run_coordinator.py: the
+chart's `dagsterDaemon.runRetries.strategy`, FROM_ASSET_FAILURE unless the launch sets
+`dagster/retry_strategy`), and its maximum from the instance's `run_retries.max_retries`.
 
 `retry_on_asset_or_op_failure: false` means only infrastructure failures (an evicted or
 killed run worker) are retried; a failing dbt model or test is not, because retrying
@@ -16,13 +16,10 @@ its parent's tags, puts the policy back before dbt builds (`restore_step_failure
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 RETRY_STRATEGIES = ("FROM_ASSET_FAILURE", "FROM_FAILURE", "ALL_STEPS")
 DEFAULT_RETRY_STRATEGY = "FROM_ASSET_FAILURE"
-DEFAULT_MAX_RETRIES = 2
 RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 # Set with RETRY_ON_STEP_FAILURE_TAG=true by a dbt step that lost its warehouse connection.
 LOST_CONNECTION_TAG = "dagster-dbt-k8s/lost_warehouse_connection"
@@ -43,20 +40,6 @@ LOST_CONNECTION_MESSAGES = (
     "ssl connection has been closed unexpectedly",
     "connection already closed",
 )
-
-
-def retry_tags() -> dict[str, str]:
-    strategy = os.environ.get("DAGSTER_RUN_RETRY_STRATEGY", DEFAULT_RETRY_STRATEGY)
-    if strategy not in RETRY_STRATEGIES:
-        raise ValueError(f"DAGSTER_RUN_RETRY_STRATEGY is '{strategy}'; expected one of {', '.join(RETRY_STRATEGIES)}")
-    max_retries = os.environ.get("DAGSTER_RUN_MAX_RETRIES", str(DEFAULT_MAX_RETRIES))
-    if not max_retries.isdigit():
-        raise ValueError(f"DAGSTER_RUN_MAX_RETRIES is '{max_retries}'; expected a whole number")
-    return {
-        "dagster/max_retries": max_retries,
-        "dagster/retry_strategy": strategy,
-        RETRY_ON_STEP_FAILURE_TAG: "false",
-    }
 
 
 def lost_warehouse_connection(error_text: str) -> bool:

@@ -14,6 +14,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject
 
 from dagster_code.code_versions import macro_aware_code_version
 from dagster_code.nodes import ProjectPlan
+from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 
 BLUE_PREPARED_KEY = dg.AssetKey(["release", "blue_prepared"])
 GREEN_PROMOTED_KEY = dg.AssetKey(["release", "green_promoted"])
@@ -41,4 +42,7 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
         # The first release models wait for blue to be prepared from green.
         if unique_id in self._first_release_models:
             spec = spec.merge_attributes(deps=[BLUE_PREPARED_KEY])
+        # A run that builds a release model writes blue: it runs alone among releases.
+        if self._plan.release is not None and unique_id in self._plan.release.model_ids:
+            spec = spec.merge_attributes(tags={RELEASE_TAG: RELEASE_TAG_VALUE})
         return spec

@@ -9,12 +9,8 @@ import dagster as dg
 import pytest
 
 from dagster_code.local.instance import chart_values, pool_limits
-from dagster_code.retries import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_RETRY_STRATEGY,
-    retry_tags,
-    retryable_after_lost_connection,
-)
+from dagster_code.retries import DEFAULT_RETRY_STRATEGY, retryable_after_lost_connection
+from dagster_code.run_coordinator import RELEASE_TAG
 from dagster_code.warehouse import MissingWarehouseSetting, postgres_conninfo
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.support import load_raw, run_job
@@ -44,34 +40,23 @@ def test_dbt_assets_are_grouped_by_folder(defs):
     assert groups["snap_inventory_levels"] == "inventory_snapshots"
 
 
-def test_every_asset_job_carries_the_retry_tags_and_the_lost_connection_hook(defs):
+def test_every_asset_job_carries_the_lost_connection_hook_and_no_retry_tags(defs):
+    """Retry tags come to every run from the run coordinator, so a job sets none."""
     for name in ASSET_JOBS:
         assert retryable_after_lost_connection in defs.resolve_job_def(name).hook_defs, name
-        tags = defs.resolve_job_def(name).tags
-        assert tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE", name
-        assert tags["dagster/retry_on_asset_or_op_failure"] == "false", name
-        assert tags["dagster/max_retries"] == str(DEFAULT_MAX_RETRIES), name
+        assert not {tag for tag in defs.resolve_job_def(name).tags if tag.startswith("dagster/retry")}, name
 
 
 def test_retry_defaults_equal_the_chart_defaults():
-    retries = chart_values()["dagsterDaemon"]["runRetries"]
-    assert retries["strategy"] == DEFAULT_RETRY_STRATEGY
-    assert retries["maxRetries"] == DEFAULT_MAX_RETRIES
+    assert chart_values()["dagsterDaemon"]["runRetries"]["strategy"] == DEFAULT_RETRY_STRATEGY
 
 
-def test_releases_run_one_at_a_time(defs):
-    """release_job's tag matches a run-tag limit of 1 in the chart's instance config."""
-    tags = defs.resolve_job_def("release_job").tags
-    limits = chart_values()["concurrency"]["runs"]["tagConcurrencyLimits"]
-    assert [limit for limit in limits if tags.get(limit["key"]) == limit.get("value") and limit["limit"] == 1], (
-        f"no run-tag limit of 1 matches release_job's tags {tags}"
-    )
-
-
-def test_unknown_retry_strategy_is_refused_with_the_variable_name(monkeypatch):
-    monkeypatch.setenv("DAGSTER_RUN_RETRY_STRATEGY", "FROM_SCRATCH")
-    with pytest.raises(ValueError, match="DAGSTER_RUN_RETRY_STRATEGY is 'FROM_SCRATCH'"):
-        retry_tags()
+def test_every_release_asset_and_only_those_carry_the_release_tag(defs):
+    """The run coordinator serializes every run that selects an asset tagged so."""
+    release = set(defs.resolve_job_def("release_job").asset_layer.executable_asset_keys)
+    tagged = {node.key for node in defs.resolve_asset_graph().asset_nodes if RELEASE_TAG in node.tags}
+    assert tagged == release
+    assert {"fct_orders", "stg_shop__orders", "release/green_promoted"} <= {key.to_user_string() for key in tagged}
 
 
 def test_snapshot_pools_have_limit_one_from_the_chart(defs):
@@ -144,19 +129,15 @@ def test_dbt_names_the_missing_variable_of_the_chosen_target(target, missing):
     assert f"Env var required but not provided: '{missing}'" in result.stdout + result.stderr
 
 
-def test_dbt_selection_picks_assets_and_brings_the_release_steps(defs):
+def test_dbt_selection_of_a_release_model_takes_the_whole_release(defs):
+    """A selection that touches one release model takes every release model and both release
+    steps: a release is promoted only whole, never a mix of two releases' tables."""
     from dagster_code.local.materialize import selected_asset_keys
 
+    release = {key.to_user_string() for key in defs.resolve_job_def("release_job").asset_layer.executable_asset_keys}
     keys = {key.to_user_string() for key in selected_asset_keys(defs, "+fct_orders")}
-    assert keys == {
-        "stg_shop__customers",
-        "stg_shop__orders",
-        "stg_shop__products",
-        "int_orders_enriched",
-        "fct_orders",
-        "release/blue_prepared",
-        "release/green_promoted",
-    }
+    assert keys == release
+    assert {"stg_shop__orders", "dim_products", "release/blue_prepared", "release/green_promoted"} <= keys
     snapshot_only = {key.to_user_string() for key in selected_asset_keys(defs, "snap_customers")}
     assert snapshot_only == {"snap_customers"}
 

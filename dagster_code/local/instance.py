@@ -14,8 +14,12 @@ from typing import Any
 
 import yaml
 
+from dagster_code.run_coordinator import RELEASE_TAG
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_VALUES = REPO_ROOT / "charts" / "dagster-dbt-k8s" / "values.yaml"
+# The chart's run-tag limit that no values drop (templates/helpers/_instance.tpl).
+RELEASE_LIMIT = {"key": RELEASE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def chart_values() -> dict[str, Any]:
@@ -56,15 +60,18 @@ def instance_config(
             }
         },
         "run_coordinator": {
-            "module": "dagster._core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {"dequeue_interval_seconds": runs["dequeueIntervalSeconds"]},
+            "module": "dagster_code.run_coordinator",
+            "class": "PlatformRunCoordinator",
+            "config": {
+                "dequeue_interval_seconds": runs["dequeueIntervalSeconds"],
+                "retry_strategy": retries["strategy"],
+            },
         },
         "concurrency": {
             "pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
             "runs": {
                 "max_concurrent_runs": runs["maxConcurrentRuns"],
-                "tag_concurrency_limits": list(runs.get("tagConcurrencyLimits") or []),
+                "tag_concurrency_limits": [RELEASE_LIMIT, *(runs.get("tagConcurrencyLimits") or [])],
             },
         },
         "run_retries": {

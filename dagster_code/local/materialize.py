@@ -2,9 +2,9 @@
 selection picks, as a run submitted to the running Dagster (`make dev`) through its GraphQL
 API, the way the UI's asset selection box launches one.
 
-A selection that touches release models also takes the release's two steps: blue is
-prepared from green first and the promoted models are promoted after, so an ad-hoc run cannot leave
-green half updated nor skip the tests that gate it.
+A selection that touches a release model takes the whole release (every release model and the
+release's two steps: blue prepared from green first, the promoted models promoted after): green
+only ever publishes a whole release, built by one run group, never a mix of two.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from dagster_code.project import dbt_project
 from dagster_code.project_definitions import build_definitions
-from dagster_code.retries import retry_tags
-from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
+from dagster_code.run_coordinator import RELEASE_TAG
 
 ASSET_JOB = "__ASSET_JOB"
 
@@ -38,9 +37,9 @@ def selected_asset_keys(defs: dg.Definitions, dbt_select: str) -> list[dg.AssetK
     } & set(graph.get_all_asset_keys())
     if not keys:
         raise SystemExit(f"the dbt selection '{dbt_select}' matches no asset")
-    # Release models are the assets downstream of release/blue_prepared.
-    if graph.has(BLUE_PREPARED_KEY) and keys & dg.AssetSelection.assets(BLUE_PREPARED_KEY).downstream().resolve(graph):
-        keys |= {BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY}
+    release = {node.key for node in graph.asset_nodes if RELEASE_TAG in node.tags}
+    if keys & release:
+        keys |= release
     return sorted(keys, key=lambda key: key.to_user_string())
 
 
@@ -57,7 +56,8 @@ def main() -> int:
     keys = selected_asset_keys(defs, args.select)
     print("Materializing:", ", ".join(key.to_user_string() for key in keys))
     client = DagsterGraphQLClient(args.host, port_number=args.port)
-    run_id = client.submit_job_execution(ASSET_JOB, asset_selection=keys, tags=retry_tags())
+    # The run coordinator gives the run its retry strategy and, for a release, its release tag.
+    run_id = client.submit_job_execution(ASSET_JOB, asset_selection=keys)
     print(f"Run {run_id}: http://{args.host}:{args.port}/runs/{run_id}")
     return 0
 

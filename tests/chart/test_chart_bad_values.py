@@ -48,6 +48,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         "value must be one of 'FROM_ASSET_FAILURE', 'FROM_FAILURE', 'ALL_STEPS'",
     ),
     (
+        "release-tag-limit-in-values",
+        {"concurrency": {"runs": {"tagConcurrencyLimits": [{"key": "dagster-dbt-k8s/release", "limit": 3}]}}},
+        "concurrency.runs.tagConcurrencyLimits[0]: the key dagster-dbt-k8s/release is the platform's",
+    ),
+    (
         "unknown-pool-granularity",
         {"concurrency": {"pools": {"granularity": "step"}}},
         "at '/concurrency/pools/granularity': value must be one of 'op', 'run'",

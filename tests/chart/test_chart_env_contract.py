@@ -71,13 +71,10 @@ def expected_contract(
             "DAGSTER_PG_DB": external["database"],
         }
         dagster_secret = (external["existingSecret"], external["passwordKey"])
-    retries = values["dagsterDaemon"]["runRetries"]
     plain = {
         **dagster_db,
         "DO_NOT_TRACK": "1",
         "DBT_TARGET": values["warehouse"]["target"],
-        "DAGSTER_RUN_RETRY_STRATEGY": retries["strategy"],
-        "DAGSTER_RUN_MAX_RETRIES": str(retries["maxRetries"]),
     }
     secrets = {"DAGSTER_PG_PASSWORD": dagster_secret}
     sources: list[str] = []

@@ -7,11 +7,11 @@ import yaml
 from chart_render import NAMESPACE, SCENARIO_IDS, SCENARIOS, load_values
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
-from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._serdes.config_class import class_from_code_pointer
 from dagster_postgres import PostgresEventLogStorage
 
 from dagster_code.local.instance import instance_config as local_instance_config
+from dagster_code.run_coordinator import RELEASE_TAG, PlatformRunCoordinator
 from dagster_code.run_launcher import PlatformK8sRunLauncher
 from dagster_code.storage import PooledPostgresStorage
 
@@ -36,7 +36,7 @@ def test_instance_config_validates_with_dagsters_schema(render, values_file, tmp
         cls = class_from_code_pointer(config[key]["module"], config[key]["class"])
         result = process_config(cls.config_type(), config[key].get("config") or {})
         assert result.success, f"{key}: {result.errors}"
-    assert config["run_coordinator"]["class"] == QueuedRunCoordinator.__name__
+    assert config["run_coordinator"]["class"] == PlatformRunCoordinator.__name__
     assert config["run_launcher"]["class"] == PlatformK8sRunLauncher.__name__
     storage = config["storage"]["custom"]
     assert class_from_code_pointer(storage["module"], storage["class"]) is PooledPostgresStorage
@@ -77,9 +77,20 @@ def test_local_instance_config_equals_the_charts(render, values_file):
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert config["run_monitoring"]["poll_interval_seconds"] == monitoring["pollIntervalSeconds"]
     # Run limits live in `concurrency.runs` only (Dagster refuses them in both places); the run
-    # coordinator is given only how often its queue is read.
+    # coordinator is given how often its queue is read and the retry strategy of every run.
     runs = values["concurrency"]["runs"]
-    assert config["run_coordinator"]["config"] == {"dequeue_interval_seconds": runs["dequeueIntervalSeconds"]}
+    assert config["run_coordinator"]["config"] == {
+        "dequeue_interval_seconds": runs["dequeueIntervalSeconds"],
+        "retry_strategy": values["dagsterDaemon"]["runRetries"]["strategy"],
+    }
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_releases_run_one_at_a_time_whatever_the_values(render, values_file):
+    """The release limit comes first and is the chart's own; the values' limits follow it."""
+    limits = render(values_file).instance_config()["concurrency"]["runs"]["tag_concurrency_limits"]
+    release = {"key": RELEASE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    assert limits == [release, *(load_values(values_file)["concurrency"]["runs"]["tagConcurrencyLimits"] or [])]
 
 
 def test_kind_values_shorten_run_monitoring(render):

@@ -64,7 +64,7 @@ def test_the_values_contract_with_local_dev():
     assert values["concurrency"]["runs"] == {
         "maxConcurrentRuns": 10,
         "dequeueIntervalSeconds": 1,
-        "tagConcurrencyLimits": [{"key": "dagster-dbt-k8s/release", "value": "blue-green", "limit": 1}],
+        "tagConcurrencyLimits": [],
     }
     retries = values["dagsterDaemon"]["runRetries"]
     assert retries == {

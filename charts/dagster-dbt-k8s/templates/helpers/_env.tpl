@@ -12,8 +12,6 @@ DAGSTER_PG_USER: {{ include "dagster-dbt-k8s.dagsterPg.user" . | quote }}
 DAGSTER_PG_DB: {{ include "dagster-dbt-k8s.dagsterPg.database" . | quote }}
 PGSERVICEFILE: {{ include "dagster-dbt-k8s.pgServiceFilePath" . | quote }}
 PGSERVICE: {{ include "dagster-dbt-k8s.pgServiceName" . | quote }}
-DAGSTER_RUN_RETRY_STRATEGY: {{ .Values.dagsterDaemon.runRetries.strategy | quote }}
-DAGSTER_RUN_MAX_RETRIES: {{ .Values.dagsterDaemon.runRetries.maxRetries | quote }}
 DBT_TARGET: {{ .Values.warehouse.target | quote }}
 {{- if eq .Values.warehouse.target "postgres" }}
 DBT_PG_HOST: {{ include "dagster-dbt-k8s.warehousePg.host" . | quote }}

@@ -75,10 +75,13 @@ storage:
         {{- end }}
 {{ include "dagster-dbt-k8s.computeLogsYaml" . }}
 run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
+  # Dagster's run queue; every run submitted gets the retry strategy unless it set one, and the
+  # release tag when it selects a release asset (dagster_code/run_coordinator.py).
+  module: dagster_code.run_coordinator
+  class: PlatformRunCoordinator
   config:
     dequeue_interval_seconds: {{ .Values.concurrency.runs.dequeueIntervalSeconds }}
+    retry_strategy: {{ $retries.strategy }}
 run_launcher:
   # dagster_k8s's K8sRunLauncher; a worker killed for memory fails its run saying so, unretried.
   module: dagster_code.run_launcher
@@ -177,10 +180,8 @@ concurrency:
     default_limit: {{ $pools.defaultLimit }}
   runs:
     max_concurrent_runs: {{ $runs.maxConcurrentRuns }}
-    tag_concurrency_limits: {{- if $runs.tagConcurrencyLimits }}
-      {{- toYaml $runs.tagConcurrencyLimits | nindent 6 }}
-    {{- else }} []
-    {{- end }}
+    tag_concurrency_limits:
+      {{- toYaml (include "dagster-dbt-k8s.tagConcurrencyLimits" . | fromJsonArray) | nindent 6 }}
 run_retries:
   enabled: {{ $retries.enabled }}
   max_retries: {{ $retries.maxRetries }}
@@ -203,4 +204,19 @@ load_from:
       port: {{ $location.port }}
       location_name: {{ $location.name }}
 {{- end }}
+{{- end }}
+
+{{/*
+Run-tag limits: one run at a time per value of the release tag, which the run coordinator puts on
+every run that writes blue (not a value: no values file can drop it), then concurrency.runs'.
+*/}}
+{{- define "dagster-dbt-k8s.tagConcurrencyLimits" -}}
+{{- $releaseTag := "dagster-dbt-k8s/release" }}
+{{- range $index, $limit := .Values.concurrency.runs.tagConcurrencyLimits }}
+{{- if eq (toString $limit.key) $releaseTag }}
+{{- fail (printf "concurrency.runs.tagConcurrencyLimits[%d]: the key %s is the platform's: releases run one at a time, whatever the values; remove this entry" $index $releaseTag) }}
+{{- end }}
+{{- end }}
+{{- $release := dict "key" $releaseTag "value" (dict "applyLimitPerUniqueValue" true) "limit" 1 }}
+{{- prepend (.Values.concurrency.runs.tagConcurrencyLimits | default list) $release | toJson }}
 {{- end }}

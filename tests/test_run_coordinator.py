@@ -1,0 +1,84 @@
+"""The run policy applies to every run whatever launched it: runs launched through Dagster's own
+GraphQL schema (the webserver's launchRun, what the UI's Materialize button sends), in process
+against the example's definitions and an instance configured from the chart's values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+from dagster._core.test_utils import in_process_test_workspace
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceRequestContext
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+from dagster_code.local.instance import chart_values
+from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
+from k8s_tests.harness.dagster_api import LAUNCH_RUN_MUTATION, REPOSITORY_NAME
+from tests.conftest import REPO_ROOT
+
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+RETRY_STRATEGY_TAG = "dagster/retry_strategy"
+# An asset of the example outside its release, and one inside it.
+NOT_RELEASED, RELEASED = "snap_customers", "fct_orders"
+
+
+@pytest.fixture
+def workspace(instance: dg.DagsterInstance, dbt_manifest) -> Iterator[WorkspaceRequestContext]:
+    origin = LoadableTargetOrigin(module_name="dagster_code.definitions", working_directory=str(REPO_ROOT))
+    with in_process_test_workspace(instance, origin) as workspace:
+        yield workspace
+
+
+def launch(workspace: WorkspaceRequestContext, job: str, assets: list[str] | None = None, tags=None) -> dg.DagsterRun:
+    """launchRun as the UI sends it: with `assets`, the UI's Materialize of that selection."""
+    (location,) = workspace.code_location_names
+    selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "jobName": job}
+    if assets is not None:
+        selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
+    params = {
+        "selector": selector,
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+    }
+    result = execute_dagster_graphql(workspace, LAUNCH_RUN_MUTATION, {"params": params})
+    assert result.errors is None, result.errors
+    answer = result.data["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    run = workspace.instance.get_run_by_id(answer["run"]["runId"])
+    assert run.status == dg.DagsterRunStatus.QUEUED, run.status
+    return run
+
+
+def test_a_ui_launch_without_tags_gets_the_charts_retry_strategy(workspace):
+    run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED])
+    assert run.tags[RETRY_STRATEGY_TAG] == chart_values()["dagsterDaemon"]["runRetries"]["strategy"]
+    assert run.tags[RETRY_STRATEGY_TAG] == "FROM_ASSET_FAILURE"
+    assert RELEASE_TAG not in run.tags
+
+
+def test_a_launch_that_sets_its_retry_strategy_keeps_it(workspace):
+    run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED], tags={RETRY_STRATEGY_TAG: "ALL_STEPS"})
+    assert run.tags[RETRY_STRATEGY_TAG] == "ALL_STEPS"
+
+
+@pytest.mark.parametrize(
+    ("job", "assets"),
+    [
+        (IMPLICIT_ASSET_JOB, [RELEASED]),  # one release model clicked alone
+        (IMPLICIT_ASSET_JOB, ["release/green_promoted"]),
+        (IMPLICIT_ASSET_JOB, [NOT_RELEASED, RELEASED]),
+        ("release_job", None),  # the whole job, no asset selection in the run
+    ],
+)
+def test_every_run_that_writes_blue_carries_the_release_tag_whatever_its_tags(workspace, job, assets):
+    run = launch(workspace, job, assets, tags={RELEASE_TAG: "not-serialized"})
+    assert run.tags[RELEASE_TAG] == RELEASE_TAG_VALUE
+
+
+def test_a_run_outside_the_release_keeps_the_release_tag_it_was_given(workspace):
+    """Only the platform's own value is serialized by the chart; a run that writes no blue table is
+    left as launched."""
+    run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED], tags={RELEASE_TAG: "mine"})
+    assert run.tags[RELEASE_TAG] == "mine"
