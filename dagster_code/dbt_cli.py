@@ -20,7 +20,6 @@ from dagster_code.out_of_memory import dbt_failure_for_memory, mark_out_of_memor
 from dagster_code.retries import (
     lost_warehouse_connection,
     mark_retryable_after_lost_connection,
-    restore_step_failure_policy,
 )
 
 
@@ -76,7 +75,6 @@ def stream_dbt_build(
     """`dbt build` of the step's selected nodes; a lost warehouse connection makes the run
     retryable (it is infrastructure, not a model or test failure), running out of memory makes it
     final (dagster_code.out_of_memory)."""
-    restore_step_failure_policy(context)
     oom_kills_before = oom_kill_count()
     invocation = dbt.cli(["build", *args, "--vars", json.dumps(dbt_vars)], context=context)
     try:

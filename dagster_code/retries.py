@@ -10,11 +10,15 @@ would fail the same way. One step failure is infrastructure too: a lost connecti
 PostgreSQL (restarted or failed over mid-build), whether dbt lost the warehouse or the step
 lost Dagster's own storage while recording an event. Such a step marks its run retryable
 (`mark_retryable_after_lost_connection`): the dbt component when dbt reports it, and the
-jobs' failure hook (`retryable_after_lost_connection`) for any step. The retry, which inherits
-its parent's tags, puts the policy back before dbt builds (`restore_step_failure_policy`).
+jobs' failure hook (`retryable_after_lost_connection`) for any step. The mark is the failed run's
+alone: its retry, which copies its tags, is submitted with the policy put back
+(`step_failure_policy_restored`, applied by the run coordinator before the retry runs anything),
+so a refusal or a failing test in the retry is final.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -79,9 +83,9 @@ def retryable_after_lost_connection(context: dg.HookContext) -> None:
         mark_retryable_after_lost_connection(context)
 
 
-def restore_step_failure_policy(context: dg.AssetExecutionContext) -> None:
-    """In a retry of a run that lost its connection: model and test failures are final again."""
-    if context.run.tags.get(LOST_CONNECTION_TAG) == "true":
-        context.instance.add_run_tags(
-            context.run_id, {RETRY_ON_STEP_FAILURE_TAG: "false", LOST_CONNECTION_TAG: "false"}
-        )
+def step_failure_policy_restored(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags that make model and test failures final again in a run whose tags say its parent
+    lost a connection (none otherwise)."""
+    if tags.get(LOST_CONNECTION_TAG) == "true":
+        return {RETRY_ON_STEP_FAILURE_TAG: "false", LOST_CONNECTION_TAG: "false"}
+    return {}

@@ -12,6 +12,9 @@ the policy is applied here, once:
   not). Dagster's own default, FROM_FAILURE, re-runs a whole dbt step, i.e. every model again. A
   launch that sets the tag keeps it; `dagster/max_retries` falls back to the instance's
   `run_retries.max_retries` in Dagster itself.
+- Lost connections: a run whose parent lost a connection copies the parent's mark that made step
+  failures retryable; it is submitted with the mark taken off (dagster_code/retries.py), before it
+  runs anything that could fail for good (a refusal of mixed code, a failing test).
 - Releases: a run that selects any asset of a blue/green release (an asset tagged RELEASE_TAG by its
   definitions: the release models and the release's own assets) gets that tag on the run, replacing
   any value a launch gave it. The chart's instance always limits runs of one RELEASE_TAG value to
@@ -30,7 +33,7 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.storage.tags import RETRY_STRATEGY_TAG
 from dagster._serdes import ConfigurableClassData
 
-from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES
+from dagster_code.retries import DEFAULT_RETRY_STRATEGY, RETRY_STRATEGIES, step_failure_policy_restored
 
 # On the definitions of every asset of a release, and on every run that selects one. Runs of one
 # value run one at a time (the chart's run-tag limit on this key, per unique value).
@@ -79,7 +82,7 @@ def policy_tags(run: DagsterRun, retry_strategy: str, release_values: Iterable[s
     """The tags the platform adds to `run`: the retry strategy unless the run set one, and the
     release tag of the release assets it selects (one value: runs of two releases at once would
     need both limits, which Dagster's queue cannot hold for one run)."""
-    tags = {}
+    tags = step_failure_policy_restored(run.tags)
     if RETRY_STRATEGY_TAG not in run.tags:
         tags[RETRY_STRATEGY_TAG] = retry_strategy
     values = sorted(set(release_values))

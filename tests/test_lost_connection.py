@@ -14,8 +14,8 @@ from dagster_code.retries import (
     lost_warehouse_connection,
     mark_retryable_after_lost_connection,
     raised_by_lost_connection,
-    restore_step_failure_policy,
     retryable_after_lost_connection,
+    step_failure_policy_restored,
 )
 
 # dbt's message, tabs included (libpq indents its hint with one).
@@ -56,10 +56,11 @@ def test_lost_connection_marks_the_run_and_its_retry_restores_the_policy():
         assert parent_tags[RETRY_ON_STEP_FAILURE_TAG] == "true"
         assert parent_tags[LOST_CONNECTION_TAG] == "true"
 
-        # The retry daemon copies the parent's tags onto the retry.
-        retry = instance.add_run(dg.DagsterRun(job_name="release_job", run_id="retry", tags=parent_tags))
-        restore_step_failure_policy(step_context(instance, retry.run_id))
-        assert instance.get_run_by_id(retry.run_id).tags[RETRY_ON_STEP_FAILURE_TAG] == "false"
+        # The retry daemon copies the parent's tags onto the retry; the run coordinator then adds these.
+        assert step_failure_policy_restored(parent_tags) == {
+            RETRY_ON_STEP_FAILURE_TAG: "false",
+            LOST_CONNECTION_TAG: "false",
+        }
 
 
 def test_a_run_retryable_by_configuration_is_left_alone():
@@ -67,8 +68,8 @@ def test_a_run_retryable_by_configuration_is_left_alone():
         tags = {**RETRY_TAGS, RETRY_ON_STEP_FAILURE_TAG: "true"}
         run = instance.add_run(dg.DagsterRun(job_name="release_job", run_id="run", tags=tags))
         mark_retryable_after_lost_connection(step_context(instance, run.run_id))
-        restore_step_failure_policy(step_context(instance, run.run_id))
         stored = instance.get_run_by_id(run.run_id).tags
+        assert step_failure_policy_restored(stored) == {}
         assert stored[RETRY_ON_STEP_FAILURE_TAG] == "true"
         assert LOST_CONNECTION_TAG not in stored
 

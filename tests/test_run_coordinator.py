@@ -14,6 +14,7 @@ from dagster._core.workspace.context import WorkspaceRequestContext
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from dagster_code.local.instance import chart_values
+from dagster_code.retries import LOST_CONNECTION_TAG, RETRY_ON_STEP_FAILURE_TAG
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 from k8s_tests.harness.dagster_api import LAUNCH_RUN_MUTATION, REPOSITORY_NAME
 from tests.conftest import REPO_ROOT
@@ -82,3 +83,11 @@ def test_a_run_outside_the_release_keeps_the_release_tag_it_was_given(workspace)
     left as launched."""
     run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED], tags={RELEASE_TAG: "mine"})
     assert run.tags[RELEASE_TAG] == "mine"
+
+
+def test_a_run_that_copies_a_lost_connection_mark_is_submitted_without_it(workspace):
+    """A retry copies its parent's tags, the mark that made the parent's step failure retryable
+    included; the retry itself must fail for good on a refusal or a failing test."""
+    copied = {RETRY_ON_STEP_FAILURE_TAG: "true", LOST_CONNECTION_TAG: "true"}
+    run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED], tags=copied)
+    assert (run.tags[RETRY_ON_STEP_FAILURE_TAG], run.tags[LOST_CONNECTION_TAG]) == ("false", "false")
