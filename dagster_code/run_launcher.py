@@ -10,6 +10,11 @@ health check force-deletes it (what `kubectl delete --force` does for an operato
 worker. The cost, on a node that is cut off rather than dead: its worker may run on until the
 node is back and its kubelet kills it, while the retry runs.
 
+A run queued before a `helm upgrade` and dequeued after it was created from the definitions of the
+image deployed then, which its pod would run: the launcher refuses it, naming both images, and the
+retry daemon re-creates it from the definitions deployed now (a FROM_ASSET_FAILURE retry of a run
+that built nothing selects everything it selected).
+
 A run worker killed for memory fails its run with a message that says so, without retries
 (dagster_code.out_of_memory).
 
@@ -25,8 +30,10 @@ from __future__ import annotations
 
 import datetime
 
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.errors import DagsterError
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.workspace.context import BaseWorkspaceRequestContext
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import get_job_name_from_run_id
 from kubernetes import client
@@ -39,7 +46,17 @@ OOM_KILLED = "OOMKilled"
 STUCK_DELETION_SECONDS = 15
 
 
+class QueuedWithAnotherImage(DagsterError):
+    """A run whose code location was upgraded while it waited in the queue."""
+
+
 class PlatformK8sRunLauncher(K8sRunLauncher):
+    def launch_run(self, context: LaunchRunContext) -> None:
+        message = image_upgraded_while_queued(context.dagster_run, context.workspace)
+        if message is not None:
+            raise QueuedWithAnotherImage(message)
+        super().launch_run(context)
+
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)
         if result.status != WorkerStatus.RUNNING:
@@ -108,3 +125,24 @@ def deletion_reason(pod: client.V1Pod) -> str:
         if condition.type == "DisruptionTarget" and condition.status == "True":
             return f"{condition.reason}: {condition.message}"
     return "no disruption condition"
+
+
+def image_upgraded_while_queued(run: DagsterRun, workspace: BaseWorkspaceRequestContext | None) -> str | None:
+    """Why the run must not start, if its code location now serves another image than the one its
+    definitions came from; None when both are the same or either is unknown."""
+    origin = run.remote_job_origin
+    queued_image = run.job_code_origin.repository_origin.container_image if run.job_code_origin else None
+    if origin is None or queued_image is None or workspace is None:
+        return None
+    location_name = origin.repository_origin.code_location_origin.location_name
+    if not workspace.has_code_location(location_name):
+        return None
+    deployed_image = workspace.get_code_location(location_name).container_image
+    if deployed_image is None or deployed_image == queued_image:
+        return None
+    return (
+        f"Not launched: run {run.run_id} was queued with the definitions of image {queued_image}, and code location "
+        f"{location_name} now serves image {deployed_image} (an upgrade while the run waited). Its pod would run the "
+        "image the definitions came from, not the one deployed; the retry daemon launches it again from the "
+        "deployed definitions (or launch it again yourself)."
+    )

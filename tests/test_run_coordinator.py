@@ -16,6 +16,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 from dagster_code.local.instance import chart_values
 from dagster_code.retries import LOST_CONNECTION_TAG, RETRY_ON_STEP_FAILURE_TAG
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
+from dagster_code.run_launcher import image_upgraded_while_queued
 from k8s_tests.harness.dagster_api import LAUNCH_RUN_MUTATION, REPOSITORY_NAME
 from tests.conftest import REPO_ROOT
 
@@ -25,10 +26,14 @@ RETRY_STRATEGY_TAG = "dagster/retry_strategy"
 NOT_RELEASED, RELEASED = "snap_customers", "fct_orders"
 
 
+DEFINITIONS = LoadableTargetOrigin(module_name="dagster_code.definitions", working_directory=str(REPO_ROOT))
+# What the chart's code servers report as their image (DAGSTER_CURRENT_IMAGE), before and after an upgrade.
+IMAGE, UPGRADED_IMAGE = "dagster-dbt-k8s:1", "dagster-dbt-k8s:2"
+
+
 @pytest.fixture
 def workspace(instance: dg.DagsterInstance, dbt_manifest) -> Iterator[WorkspaceRequestContext]:
-    origin = LoadableTargetOrigin(module_name="dagster_code.definitions", working_directory=str(REPO_ROOT))
-    with in_process_test_workspace(instance, origin) as workspace:
+    with in_process_test_workspace(instance, DEFINITIONS, container_image=IMAGE) as workspace:
         yield workspace
 
 
@@ -91,3 +96,13 @@ def test_a_run_that_copies_a_lost_connection_mark_is_submitted_without_it(worksp
     copied = {RETRY_ON_STEP_FAILURE_TAG: "true", LOST_CONNECTION_TAG: "true"}
     run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED], tags=copied)
     assert (run.tags[RETRY_ON_STEP_FAILURE_TAG], run.tags[LOST_CONNECTION_TAG]) == ("false", "false")
+
+
+def test_a_run_queued_before_an_upgrade_is_not_launched_with_the_old_image(workspace, instance):
+    run = launch(workspace, IMPLICIT_ASSET_JOB, [NOT_RELEASED])
+    assert image_upgraded_while_queued(run, workspace) is None
+    with in_process_test_workspace(instance, DEFINITIONS, container_image=UPGRADED_IMAGE) as upgraded:
+        message = image_upgraded_while_queued(run, upgraded)
+    assert message is not None
+    assert f"queued with the definitions of image {IMAGE}" in message
+    assert f"now serves image {UPGRADED_IMAGE}" in message
