@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import datetime
 
-from dagster._core.errors import DagsterError
+from dagster._core.errors import DagsterError, DagsterUserCodeUnreachableError
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.remote_representation.code_location import CodeLocation, GrpcServerCodeLocation
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.workspace.context import BaseWorkspaceRequestContext
+from dagster._grpc.types import GetCurrentImageResult
+from dagster._serdes import deserialize_value
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import get_job_name_from_run_id
 from kubernetes import client
@@ -128,8 +131,10 @@ def deletion_reason(pod: client.V1Pod) -> str:
 
 
 def image_upgraded_while_queued(run: DagsterRun, workspace: BaseWorkspaceRequestContext | None) -> str | None:
-    """Why the run must not start, if its code location now serves another image than the one its
-    definitions came from; None when both are the same or either is unknown."""
+    """Why the run must not start, if its code location serves another image than the one its
+    definitions came from; None when it serves the same or either is unknown. The workspace's view
+    may lag behind an upgrade in either direction (a run created by a webserver that saw the new
+    image first), so the location's server is asked too, and only both saying so refuse the run."""
     origin = run.remote_job_origin
     queued_image = run.job_code_origin.repository_origin.container_image if run.job_code_origin else None
     if origin is None or queued_image is None or workspace is None:
@@ -137,12 +142,22 @@ def image_upgraded_while_queued(run: DagsterRun, workspace: BaseWorkspaceRequest
     location_name = origin.repository_origin.code_location_origin.location_name
     if not workspace.has_code_location(location_name):
         return None
-    deployed_image = workspace.get_code_location(location_name).container_image
-    if deployed_image is None or deployed_image == queued_image:
+    location = workspace.get_code_location(location_name)
+    if location.container_image in (None, queued_image) or served_image(location) in (None, queued_image):
         return None
     return (
         f"Not launched: run {run.run_id} was queued with the definitions of image {queued_image}, and code location "
-        f"{location_name} now serves image {deployed_image} (an upgrade while the run waited). Its pod would run the "
-        "image the definitions came from, not the one deployed; the retry daemon launches it again from the "
-        "deployed definitions (or launch it again yourself)."
+        f"{location_name} now serves image {location.container_image} (an upgrade while the run waited). Its pod "
+        "would run the image the definitions came from, not the one deployed; the retry daemon launches it again "
+        "from the deployed definitions (or launch it again yourself)."
     )
+
+
+def served_image(location: CodeLocation) -> str | None:
+    """The image the location's server runs now (asked over gRPC; an in-process location's own)."""
+    if not isinstance(location, GrpcServerCodeLocation):
+        return location.container_image
+    try:
+        return deserialize_value(location.client.get_current_image(), GetCurrentImageResult).current_image
+    except DagsterUserCodeUnreachableError:
+        return None  # unknown: the run is launched as Dagster would, and fails there if it must
