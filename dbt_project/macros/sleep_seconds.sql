@@ -1,6 +1,6 @@
 {#
-    Pause for `seconds` (no-op when 0). int_orders_enriched, snap_orders and snap_inventory_levels
-    call it in a pre-hook with var('slow_model_seconds'), so tests can make a run slow at a known
+    Pause for `seconds` (no-op when 0). int_orders_enriched, fct_app_events, snap_orders and
+    snap_inventory_levels call it in a pre-hook with var('slow_model_seconds'), so tests can make a run slow at a known
     point (for example to kill the run worker while dbt is mid-build, or while a snapshot holds its
     pool slot). Dispatched on the adapter.
 #}

@@ -1,6 +1,8 @@
 {#
     Regular incremental model: on incremental runs it rebuilds only the rows whose event_time lies
-    in [var('start_date'), var('end_date')), which Dagster sets to the partition's window.
+    in [var('start_date'), var('end_date')), which Dagster sets to the partition's window. The
+    pre-hook sleeps var('slow_model_seconds') (0 by default), so tests can evict a backfill's run
+    while it builds.
 #}
 {{
     config(
@@ -8,6 +10,7 @@
         incremental_strategy='delete+insert',
         unique_key='event_id',
         on_schema_change='fail',
+        pre_hook="{{ sleep_seconds(var('slow_model_seconds')) }}",
     )
 }}
 

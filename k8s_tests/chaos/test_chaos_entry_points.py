@@ -1,0 +1,87 @@
+"""Issue 28 on kind: the guarantees hold on the ways users start work, not only on the platform's
+own jobs.
+
+1. A backfill launched as the UI's dialog launches one (its runs created by the daemon, tagged by
+   nothing but the backfill): one of its runs is evicted mid-build; its retry, FROM_ASSET_FAILURE
+   (given by the run coordinator, not by any job), builds its partition, and every partition is
+   materialized exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import timedelta
+
+from example_extras.raw_data import EVENTS_START
+
+from k8s_tests.chaos.release_checks import (
+    CHAOS_SLOW_MODEL_SECONDS,
+    PARENT_FAILS_TIMEOUT_SECONDS,
+    wait_one_retry_finished,
+)
+from k8s_tests.harness.cluster import wait_until
+from k8s_tests.harness.dagster_api import materialized_partitions
+from k8s_tests.harness.deployment import Deployment
+from k8s_tests.harness.example import SLOW_MODEL_TAG
+from k8s_tests.harness.faults import evict, running_run_pod
+from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_run_finished
+
+# The example's regular incremental model, one run per daily partition in a backfill; its pre-hook
+# sleeps under the slow-model tag.
+PARTITIONED_MODEL = "fct_app_events"
+BACKFILL_PARTITIONS = [(EVENTS_START + timedelta(days=day)).isoformat() for day in range(2)]
+BACKFILL_RUNS_TIMEOUT_SECONDS = 180
+# The evicted run's step has started dbt; the fault lands inside the pre-hook's sleep.
+INTO_THE_SLEEP_SECONDS = 5
+BACKFILL_TAG = "dagster/backfill"
+
+
+def test_backfill_run_evicted_retry_builds_its_partition_once(chaos_deployment: Deployment) -> None:
+    deployment, api = chaos_deployment, chaos_deployment.api
+    backfill_id = api.launch_backfill(
+        BACKFILL_PARTITIONS, [PARTITIONED_MODEL], tags={SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)}
+    )
+    runs = wait_until(
+        f"backfill {backfill_id} to create a run per partition ({BACKFILL_PARTITIONS})",
+        lambda: (len(runs := api.runs_with_tag(BACKFILL_TAG, backfill_id)) >= len(BACKFILL_PARTITIONS), runs),
+        BACKFILL_RUNS_TIMEOUT_SECONDS,
+    )
+    deployment.runs_to_save.extend(run.run_id for run in runs)
+    # Nothing but the backfill tagged these runs: their retry strategy is the run coordinator's.
+    assert {run.tags.get("dagster/retry_strategy") for run in runs} == {"FROM_ASSET_FAILURE"}, [r.tags for r in runs]
+    parent = min(runs, key=lambda run: run.creation_time or 0)
+    pod = running_run_pod(deployment, parent.run_id)
+
+    def building() -> tuple[bool, object]:
+        kinds = [event["__typename"] for event in api.events(parent.run_id)]
+        return "ExecutionStepStartEvent" in kinds, kinds[-5:]
+
+    wait_until(
+        f"backfill run {parent.run_id} to start building {PARTITIONED_MODEL}", building, BACKFILL_RUNS_TIMEOUT_SECONDS
+    )
+    time.sleep(INTO_THE_SLEEP_SECONDS)
+    assert not api.materializations(parent.run_id), "the partition was built before the fault: the window was missed"
+    fault_at = time.time()
+    evict(deployment, pod)
+
+    failed = wait_run_finished(api, parent.run_id, PARENT_FAILS_TIMEOUT_SECONDS, "the evicted backfill run")
+    assert failed.status == "FAILURE"
+    assert failed.tags.get("dagster/failure_reason") == "UNEXPECTED_TERMINATION", failed.tags
+    group = wait_one_retry_finished(api, parent.run_id)
+    retry = group[-1]
+    print(f"\n[backfill eviction] fault -> retry started: {retry.start_time - fault_at:.1f}s")
+    assert retry.status == "SUCCESS", failure_messages(api, retry.run_id)
+    assert retry.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"
+    assert retry.tags[BACKFILL_TAG] == backfill_id
+    assert retry.tags["dagster/partition"] == parent.tags["dagster/partition"]
+    assert retry.asset_selection == {PARTITIONED_MODEL}
+
+    others = [run for run in runs if run.run_id != parent.run_id]
+    for other in others:
+        ended = wait_run_finished(api, other.run_id, RELEASE_TIMEOUT_SECONDS, "the backfill's other run")
+        assert ended.status == "SUCCESS", failure_messages(api, other.run_id)
+    partitions = Counter()
+    for run in [*group, *others]:
+        partitions.update(materialized_partitions(api.events(run.run_id)))
+    assert partitions == dict.fromkeys(BACKFILL_PARTITIONS, 1), partitions
