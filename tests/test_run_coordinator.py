@@ -4,13 +4,19 @@ against the example's definitions and an instance configured from the chart's va
 
 from __future__ import annotations
 
+import datetime
+import logging
 from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.workspace.context import WorkspaceRequestContext
+from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._scheduler.scheduler import launch_scheduled_runs
+from dagster._time import get_current_datetime
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from dagster_code.local.instance import chart_values
@@ -106,3 +112,18 @@ def test_a_run_queued_before_an_upgrade_is_not_launched_with_the_old_image(works
     assert message is not None
     assert f"queued with the definitions of image {IMAGE}" in message
     assert f"now serves image {UPGRADED_IMAGE}" in message
+
+
+def test_a_scheduled_run_gets_the_charts_retry_strategy(instance, dbt_manifest):
+    """The scheduler daemon's own iteration, an hour after the example's hourly tests schedule was
+    started: the run it submits carries the strategy no job set."""
+    target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(DEFINITIONS, container_image=IMAGE))
+    with WorkspaceProcessContext(instance, target) as process_context:
+        (location,) = process_context.create_request_context().get_code_location_entries().values()
+        (repository,) = location.code_location.get_repositories().values()
+        (schedule,) = repository.get_schedules()
+        instance.start_schedule(schedule)
+        an_hour_later = get_current_datetime() + datetime.timedelta(hours=1, minutes=1)
+        list(launch_scheduled_runs(process_context, logging.getLogger(__name__), an_hour_later, iteration_times={}))
+    (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/schedule_name": schedule.name}))
+    assert run.tags[RETRY_STRATEGY_TAG] == "FROM_ASSET_FAILURE"
