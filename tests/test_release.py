@@ -18,7 +18,7 @@ from dagster_code.dbt_cli import PARTIAL_PARSE_FILE, dbt_resource, run_operation
 from dagster_code.local.postgres_server import start_postgres_server
 from dagster_code.project import dbt_project
 from dagster_code.project_definitions import build_definitions
-from dagster_code.translator import GREEN_PROMOTED_KEY
+from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 from tests.conftest import DBT_PROJECT_DIR, WAREHOUSE_DATABASE, warehouse_env
 from tests.support import (
     BLUE,
@@ -175,6 +175,46 @@ def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse
     assert [release for release, _ in release_log(warehouse)] == [result.run_id]
     assert schema_contents(warehouse, GREEN) == green_before
     assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
+
+
+def _release_models(defs) -> list[str]:
+    release_job = defs.resolve_job_def("release_job")
+    keys = set(release_job.asset_layer.executable_asset_keys) - {BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY}
+    return sorted(key.to_user_string() for key in keys)
+
+
+def _step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> str:
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == step_key, failure.step_key
+    data = failure.step_failure_data
+    return data.user_failure_data.description if data.user_failure_data else data.error.message
+
+
+def test_green_promoted_alone_is_refused_naming_what_its_run_group_did_not_build(defs, warehouse, instance):
+    """One click on release/green_promoted after two releases: its run group built nothing, and
+    blue holds the release before the last (a promotion swaps), so promoting blue would roll
+    consumers back. Refused before any SQL, naming what is missing and the job to launch."""
+    load_raw(warehouse)
+    assert run_job(defs, "release_job", instance).success
+    assert run_job(defs, "release_job", instance).success
+    green_before, log_before = schema_contents(warehouse, GREEN), release_log(warehouse)
+
+    alone = defs.resolve_job_def("release_job").execute_in_process(
+        instance=instance, asset_selection=[GREEN_PROMOTED_KEY], raise_on_error=False
+    )
+
+    assert not alone.success
+    message = _step_failure_message(alone, "release__green_promoted")
+    models = _release_models(defs)
+    assert len(models) > 5, models
+    assert f"Release {alone.run_id} cannot be promoted" in message, message
+    assert (
+        f"did not materialize release/blue_prepared nor {len(models)} of its {len(models)} release models "
+        f"({', '.join(models[:5])} and {len(models) - 5} more)"
+    ) in message, message
+    assert "Launch release_job" in message, message
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert release_log(warehouse) == log_before
 
 
 def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounded_time(
