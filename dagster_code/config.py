@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from dagster_code.release_vars import PLATFORM_VARS
 from dagster_code.run_coordinator import RELEASE_TAG
 
 PROJECT_CONFIG_FILE = "dagster.yml"
@@ -150,6 +151,16 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
     vars_from_run_tags = document.get("vars_from_run_tags") or {}
     if not isinstance(vars_from_run_tags, Mapping):
         raise PlatformConfigError(file, "vars_from_run_tags", node, "expected a mapping of dbt var to run tag")
+    for var in vars_from_run_tags:
+        if var in PLATFORM_VARS:
+            raise PlatformConfigError(
+                file,
+                f"vars_from_run_tags.{var}",
+                node,
+                f"dbt var '{var}' is set by the platform (a run tag could make a run build or promote "
+                f"another release than its run group's); remove it, or use a var of the project's own "
+                f"(the platform's are {', '.join(PLATFORM_VARS)})",
+            )
     return ProjectConfig(
         release=release,
         tests_schedules=tuple(schedules),

@@ -22,9 +22,15 @@ release built by two versions of the code is refused, naming the models and both
 green stays as it was (`release_code_versions_differ`). The promotion records, with the release id,
 what built each promoted table (`built_by`: model, code version, run, image), so a reader of a
 green table can check its provenance.
+
+`release/green_promoted` can also be launched on its own (one click in the UI), in a run group
+that built nothing: blue then holds the previous green, since a promotion swaps. So it promotes
+only a release whose `release/blue_prepared` and every model were materialized in its own run
+group (`refuse_incomplete_release`), and the promotion macro refuses a blue prepared for another release
+or before another release reached green (dbt_blue_green/macros/promote_blue_to_green.sql).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 import dagster as dg
@@ -86,6 +92,34 @@ def release_code_versions_differ(
     }
 
 
+# How many missing models a refusal names; the rest it counts.
+MISSING_MODELS_NAMED = 5
+
+
+def refuse_incomplete_release(
+    release: str, job_name: str, built: Mapping[dg.AssetKey, BuiltBy], models: Collection[dg.AssetKey]
+) -> None:
+    """Raises, naming what of the release its run group did not materialize (`built`,
+    built_code_versions'): `release/blue_prepared`, and a few of `models` then a count."""
+    missing_models = sorted(key.to_user_string() for key in models if key not in built)
+    missing = [] if BLUE_PREPARED_KEY in built else [BLUE_PREPARED_KEY.to_user_string()]
+    if missing_models:
+        named = ", ".join(missing_models[:MISSING_MODELS_NAMED])
+        if len(missing_models) > MISSING_MODELS_NAMED:
+            named += f" and {len(missing_models) - MISSING_MODELS_NAMED} more"
+        missing.append(f"{len(missing_models)} of its {len(models)} release models ({named})")
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"Release {release} cannot be promoted: its run group (root run {release}, its retries and "
+                f"re-executions) did not materialize {' nor '.join(missing)}. Blue may hold another release "
+                f"(after a promotion it holds the previous green), so green is unchanged. Launch {job_name}: "
+                "a new run prepares blue, builds every release model and promotes them."
+            ),
+            metadata={"missing": [key.to_user_string() for key in (BLUE_PREPARED_KEY, *models) if key not in built]},
+        )
+
+
 def release_code_versions(plan: ProjectPlan, project: DbtProject) -> dict[dg.AssetKey, str | None]:
     """{asset key: code version} of every release model, as the project's dbt assets define them."""
     translator = ProjectDbtTranslator(plan)
@@ -102,18 +136,26 @@ def refuse_release_of_two_code_versions(
     naming the models and both versions, when any was built by other code than `current` (the
     code versions of this run's definitions)."""
     built = built_code_versions(context.instance, release_id(context.run), current)
+    refuse_two_code_versions(release_id(context.run), job_name, built, current)
+    return built
+
+
+def refuse_two_code_versions(
+    release: str, job_name: str, built: Mapping[dg.AssetKey, BuiltBy], current: Mapping[dg.AssetKey, str | None]
+) -> None:
+    """Raises, naming the models and both versions, when `built` (built_code_versions') holds a
+    model built by other code than `current`."""
     differ = release_code_versions_differ(built, current)
     if differ:
         raise dg.Failure(
             description=(
-                f"Release {release_id(context.run)} was built by two versions of the code (deployed between a "
+                f"Release {release} was built by two versions of the code (deployed between a "
                 "run and its retry): not promoted, green is unchanged.\n"
                 + "\n".join(f"{model}: {what}" for model, what in differ.items())
                 + f"\nLaunch {job_name} again: a new run builds every model with the code deployed now."
             ),
             metadata={"models": sorted(differ)},
         )
-    return built
 
 
 def build_release_assets(
@@ -149,7 +191,10 @@ def build_release_assets(
     )
     def green_promoted(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Every promoted table of the release, from blue to green at once, exactly once."""
-        built = refuse_release_of_two_code_versions(context, release.job_name, model_code_versions)
+        group = release_id(context.run)
+        built = built_code_versions(context.instance, group, [BLUE_PREPARED_KEY, *model_code_versions])
+        refuse_incomplete_release(group, release.job_name, built, model_code_versions.keys())
+        refuse_two_code_versions(group, release.job_name, built, model_code_versions)
         built_by = {
             table: {"model": key.to_user_string(), **built[key]._asdict()}
             for key, table in promoted_keys.items()

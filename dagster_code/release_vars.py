@@ -17,6 +17,14 @@ ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RETRY_NUMBER_TAG = "dagster/retry_number"
 # The var the blue/green package (dbt_blue_green/) stamps releases with.
 RELEASE_ID_VAR = "release_id"
+# The vars the package's macros read: where a release is built and published, and how long a
+# promotion waits for consumers' locks.
+BLUE_SCHEMA_VAR = "blue_schema"
+GREEN_SCHEMA_VAR = "green_schema"
+LOCK_WAIT_VAR = "blue_green_lock_wait_seconds"
+# Set by the platform or the project, never by a run tag: a run tagged with another release id
+# or schema would build, or promote, a release other than its run group's.
+PLATFORM_VARS = (RELEASE_ID_VAR, BLUE_SCHEMA_VAR, GREEN_SCHEMA_VAR, LOCK_WAIT_VAR)
 
 
 def release_id(run: dg.DagsterRun) -> str:

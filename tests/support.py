@@ -18,6 +18,8 @@ GREEN = "green"
 BLUE = "blue"
 # Where dagster_blue_green's promotion parks the previous green tables while it swaps.
 BLUE_SWAP = "blue_swap"
+# Where dagster_blue_green's clone records, in blue, the release blue was prepared for.
+RELEASE_PREPARED = "_release_prepared"
 MARTS = ("dim_customers", "dim_products", "fct_orders", "mart_inventory_health")
 # Columns that legitimately differ between two builds of the same data.
 RUN_SPECIFIC_COLUMNS = ("release_id",)

@@ -12,6 +12,7 @@ from dagster_dbt import DbtProject
 
 from dagster_code.config import PlatformConfigError, load_project_config
 from dagster_code.nodes import plan_project
+from dagster_code.release_vars import PLATFORM_VARS, RELEASE_ID_VAR
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.test_any_dbt_project import prepared_project
 
@@ -132,6 +133,24 @@ def test_release_on_adapter_without_blue_green_macros_is_refused(acme_project, a
     manifest["metadata"]["adapter_type"] = "duckdb"
     message = refused(acme_project, manifest)
     assert "dagster.yml: release on adapter 'duckdb': no duckdb__clone_green_to_blue" in message
+
+
+@pytest.mark.parametrize("var", PLATFORM_VARS)
+def test_platform_var_from_a_run_tag_is_refused(tmp_path, var):
+    """A run tag setting the release id or a schema would make a run build or promote another
+    release than its run group's."""
+    config_file = tmp_path / "dagster.yml"
+    config_file.write_text(yaml.safe_dump({"vars_from_run_tags": {"slow_seconds": "team/slow", var: "team/x"}}))
+    with pytest.raises(PlatformConfigError) as error:
+        load_project_config(tmp_path)
+    assert f"{config_file}: vars_from_run_tags.{var} on the project: dbt var '{var}' is set by the platform" in str(
+        error.value
+    )
+
+
+def test_platform_vars_name_every_var_the_release_macros_read():
+    macros = "".join(path.read_text() for path in (PLATFORM_DIR / "dbt_blue_green").rglob("*.sql"))
+    assert set(re.findall(r"var\('(\w+)'", macros)) | {RELEASE_ID_VAR} == set(PLATFORM_VARS)
 
 
 def test_invalid_cron_is_refused(acme_project, acme_manifest):

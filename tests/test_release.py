@@ -18,12 +18,13 @@ from dagster_code.dbt_cli import PARTIAL_PARSE_FILE, dbt_resource, run_operation
 from dagster_code.local.postgres_server import start_postgres_server
 from dagster_code.project import dbt_project
 from dagster_code.project_definitions import build_definitions
-from dagster_code.translator import GREEN_PROMOTED_KEY
+from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY
 from tests.conftest import DBT_PROJECT_DIR, WAREHOUSE_DATABASE, warehouse_env
 from tests.support import (
     BLUE,
     GREEN,
     MARTS,
+    RELEASE_PREPARED,
     green_release_ids,
     load_raw,
     materialized_keys_of_result,
@@ -177,6 +178,112 @@ def test_promotion_replayed_for_the_same_release_changes_nothing(defs, warehouse
     assert green_release_ids(warehouse) == {mart: {result.run_id} for mart in MARTS}
 
 
+def _release_models(defs) -> list[str]:
+    release_job = defs.resolve_job_def("release_job")
+    keys = set(release_job.asset_layer.executable_asset_keys) - {BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY}
+    return sorted(key.to_user_string() for key in keys)
+
+
+def _step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> str:
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == step_key, failure.step_key
+    data = failure.step_failure_data
+    return data.user_failure_data.description if data.user_failure_data else data.error.message
+
+
+def test_green_promoted_alone_is_refused_naming_what_its_run_group_did_not_build(defs, warehouse, instance):
+    """One click on release/green_promoted after two releases: its run group built nothing, and
+    blue holds the release before the last (a promotion swaps), so promoting blue would roll
+    consumers back. Refused before any SQL, naming what is missing and the job to launch."""
+    load_raw(warehouse)
+    assert run_job(defs, "release_job", instance).success
+    assert run_job(defs, "release_job", instance).success
+    green_before, log_before = schema_contents(warehouse, GREEN), release_log(warehouse)
+
+    alone = defs.resolve_job_def("release_job").execute_in_process(
+        instance=instance, asset_selection=[GREEN_PROMOTED_KEY], raise_on_error=False
+    )
+
+    assert not alone.success
+    message = _step_failure_message(alone, "release__green_promoted")
+    models = _release_models(defs)
+    assert len(models) > 5, models
+    assert f"Release {alone.run_id} cannot be promoted" in message, message
+    assert (
+        f"did not materialize release/blue_prepared nor {len(models)} of its {len(models)} release models "
+        f"({', '.join(models[:5])} and {len(models) - 5} more)"
+    ) in message, message
+    assert "Launch release_job" in message, message
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert release_log(warehouse) == log_before
+
+
+def test_reexecuted_promotion_of_a_group_whose_blue_another_release_reused_is_refused(defs, warehouse, instance):
+    """A run group prepared blue and built every model, then another release was prepared and
+    promoted. Re-executing the first group's promotion passes Dagster's check (its group built
+    everything, with this code) but blue now holds the release before the last: the promotion
+    macro refuses, green unchanged."""
+    load_raw(warehouse)
+    release_job = defs.resolve_job_def("release_job")
+    assert run_job(defs, "release_job", instance).success
+    older = release_job.execute_in_process(
+        instance=instance,
+        asset_selection=list(set(release_job.asset_layer.executable_asset_keys) - {GREEN_PROMOTED_KEY}),
+        raise_on_error=False,
+    )
+    assert older.success
+    newer = run_job(defs, "release_job", instance)
+    assert newer.success
+    green_before, log_before = schema_contents(warehouse, GREEN), release_log(warehouse)
+
+    reexecuted = release_job.execute_in_process(
+        instance=instance,
+        asset_selection=[GREEN_PROMOTED_KEY],
+        tags={"dagster/root_run_id": older.run_id, "dagster/parent_run_id": older.run_id},
+        raise_on_error=False,
+    )
+
+    assert not reexecuted.success
+    message = _step_failure_message(reexecuted, "release__green_promoted")
+    assert f"Release {older.run_id} cannot be promoted: blue was last prepared for release {newer.run_id}" in message
+    assert f"Green is unchanged; it holds release {newer.run_id}" in message, message
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert release_log(warehouse) == log_before
+    assert green_release_ids(warehouse) == {mart: {newer.run_id} for mart in MARTS}
+
+
+def test_promotion_of_a_blue_prepared_before_another_release_reached_green_is_refused(warehouse, tmp_path):
+    """Blue was prepared for a release from the green of the time; then another release reached
+    green (prepared in a blue of its own, or while this clone ran). Promoting the first would
+    publish tables built on the green before: refused, green unchanged."""
+    other_blue = {"blue_schema": f"{BLUE}_other"}
+
+    def build_in(schema: str, release: str) -> None:
+        with psycopg.connect(warehouse, autocommit=True) as conn:
+            conn.execute(f"create schema if not exists {schema}")
+            for table in MARTS:
+                conn.execute(f"drop table if exists {schema}.{table}")
+                conn.execute(f"create table {schema}.{table} as select '{release}' as release_id, '{release}' as built")
+
+    for release, dbt_vars in (("first", {}), ("older", {}), ("newer", other_blue)):
+        assert _operation(tmp_path, "clone_green_to_blue", release, dbt_vars).returncode == 0
+        build_in(dbt_vars.get("blue_schema", BLUE), release)
+        if release != "older":
+            promoted = _operation(tmp_path, "promote_blue_to_green", release, dbt_vars)
+            assert promoted.returncode == 0, promoted.stdout
+    green_before = schema_contents(warehouse, GREEN)
+
+    refused = _operation(tmp_path, "promote_blue_to_green", "older")
+
+    assert refused.returncode != 0
+    assert (
+        "Release older cannot be promoted: blue was prepared from release first, but release newer was "
+        "promoted since, and promoting this one would roll it back. Green is unchanged; it holds release newer."
+    ) in refused.stdout, refused.stdout
+    assert schema_contents(warehouse, GREEN) == green_before
+    assert [release for release, _ in release_log(warehouse)] == ["first", "newer"]
+
+
 def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounded_time(
     defs, warehouse, instance, tmp_path
 ):
@@ -223,18 +330,19 @@ def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounde
     assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
     assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
 
-    # A consumer holding a table throughout: the promotion gives up, names it, changes nothing
-    # (blue holds the previous release now, as a promotion would find it).
+    # A consumer holding a table throughout: the promotion gives up, names it, changes nothing.
     with psycopg.connect(warehouse) as holder:
         holder.execute(f"select count(*) from {GREEN}.{last_table}")
-        held = _promote(tmp_path, "held-release", {"blue_green_lock_wait_seconds": 2})
+        assert _operation(tmp_path, "clone_green_to_blue", "held-release").returncode == 0
+        held = _operation(tmp_path, "promote_blue_to_green", "held-release", {"blue_green_lock_wait_seconds": 2})
         assert held.returncode != 0
         assert "Release held-release cannot be promoted" in held.stdout, held.stdout
         assert f"{GREEN}.{last_table} (pid {holder.info.backend_pid})" in held.stdout, held.stdout
         holder.execute(f"select count(*) from {GREEN}.{first_table}")  # never aborted
     assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
     assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
-    bad = _promote(tmp_path, "bad-var-release", {"blue_green_lock_wait_seconds": "soon"})
+    assert _operation(tmp_path, "clone_green_to_blue", "bad-var-release").returncode == 0
+    bad = _operation(tmp_path, "promote_blue_to_green", "bad-var-release", {"blue_green_lock_wait_seconds": "soon"})
     assert "var blue_green_lock_wait_seconds must be a positive number of seconds, got 'soon'" in bad.stdout
 
 
@@ -278,6 +386,9 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
         listed = query(warehouse, "select table_name from information_schema.tables where table_schema = %s", (schema,))
         return sorted(name for (name,) in listed)
 
+    context, dbt = dg.build_op_context(), dbt_resource(dbt_project())
+    wide = {"release_id": "wide-release"}
+    run_operation(context, dbt, "clone_green_to_blue", {**wide, "tables": tables}, wide)
     build_in_blue()
     built_by = {
         table: {"model": f"large/{table}", "code_version": "0" * 40, "run_id": "wide-release", "image": "example:1"}
@@ -285,7 +396,6 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
     }
     macro_args = {"release_id": "wide-release", "tables": tables, "built_by": built_by}
     assert len(json.dumps(macro_args)) > LINUX_ARGUMENT_LIMIT_BYTES
-    context, dbt = dg.build_op_context(), dbt_resource(dbt_project())
 
     run_operation(context, dbt, "promote_blue_to_green", macro_args, {"release_id": "wide-release"})
 
@@ -299,21 +409,21 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
     # of the release before.
     build_in_blue()
     run_operation(context, dbt, "clone_green_to_blue", {"release_id": "next", "tables": tables}, {"release_id": "next"})
-    assert tables_in(BLUE) == tables
+    assert [name for name in tables_in(BLUE) if name != RELEASE_PREPARED] == tables
     assert query(warehouse, f"select id from {BLUE}.{tables[-1]}") == [(len(tables) - 1,)]
 
 
-def _promote(tmp_path, release: str, dbt_vars: dict) -> subprocess.CompletedProcess:
-    """The release's promotion as `release/green_promoted` runs it, with vars of the test's own."""
+def _operation(tmp_path, macro: str, release: str, dbt_vars: dict | None = None) -> subprocess.CompletedProcess:
+    """A release's operation (clone or promotion) as its asset runs it, with vars of the test's own."""
     return subprocess.run(
         [
             "dbt",
             "run-operation",
-            "promote_blue_to_green",
+            macro,
             "--args",
             json.dumps({"release_id": release, "tables": sorted(MARTS)}),
             "--vars",
-            json.dumps({"release_id": release, **dbt_vars}),
+            json.dumps({"release_id": release, **(dbt_vars or {})}),
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",

@@ -233,7 +233,6 @@ def test_first_and_second_promotion_publish_one_release_logged_once(
     assert_green_is(cur, db, "r1", ["r1"])
     assert all((db, "GREEN", t.upper()) in standin.transient_tables for t in RELEASE_TABLES)
 
-    assert project.clone_green_to_blue("r2", monkeypatch)
     project.build_blue("r2", monkeypatch)
     assert project.promote("r2", monkeypatch)
     assert_green_is(cur, db, "r2", ["r1", "r2"])
@@ -253,8 +252,24 @@ def test_missing_blue_table_refused_green_unchanged(
     _, project, cur = release
     project.build_blue("r1", monkeypatch)
     assert project.promote("r1", monkeypatch)
+    assert project.clone_green_to_blue("r2", monkeypatch)
     cur.execute(f"drop table {project.database}.blue.orders")
     assert not project.promote("r2", monkeypatch)
+    assert_green_is(cur, project.database, "r1", ["r1"])
+
+
+def test_promotion_of_a_blue_prepared_for_another_release_refused_green_unchanged(
+    release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on PostgreSQL: a release whose blue was never prepared (a promotion launched on its own,
+    or blue reused by a later release) would publish another release's tables."""
+    standin, project, cur = release
+    project.build_blue("r1", monkeypatch)
+    assert project.promote("r1", monkeypatch)
+    project.build_blue("r2", monkeypatch)
+    standin.statements.clear()
+    assert not project.promote("r3", monkeypatch)
+    assert not any("swap" in s or "clone" in s for s in standin.statements), standin.statements
     assert_green_is(cur, project.database, "r1", ["r1"])
 
 

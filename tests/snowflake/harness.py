@@ -112,6 +112,8 @@ class ReleaseProject:
         return result.success
 
     def build_blue(self, release_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Blue prepared from green for the release, then built, as the release job does."""
+        assert self.clone_green_to_blue(release_id, monkeypatch), f"preparing blue for release {release_id} failed"
         ok = self.dbt("run", "--vars", json.dumps({"release_id": release_id}), monkeypatch=monkeypatch)
         assert ok, f"dbt run of release {release_id} into blue failed"
 

@@ -4,6 +4,12 @@
     see now. Called by the Dagster asset `release/blue_prepared` through
     `dbt run-operation clone_green_to_blue --args '{release_id: ..., tables: [...]}'`, never
     from on-run-start: a retried run must not clone green over blue tables it already rebuilt.
+
+    Then it records in <blue>._release_prepared (release_id, prepared_from) the release blue was
+    prepared for and the one green held (its latest _release_log row, null before any). The
+    promotion refuses a blue prepared for another release, or from a green another release
+    replaced since: promoting either would roll consumers back. The marker is never promoted
+    nor cloned: both copy only the release's `tables`.
 #}
 {% macro clone_green_to_blue(release_id, tables) %}
     {{ return(adapter.dispatch('clone_green_to_blue', 'dagster_blue_green')(release_id, tables)) }}
@@ -30,6 +36,11 @@
     {% if execute %}
         {% set green = var('green_schema', 'green') %}
         {% set blue = var('blue_schema', 'blue') %}
+        {#
+            Read before the copy: a promotion landing during the copy then fences this release
+            out, rather than letting it promote over a green it did not copy.
+        #}
+        {% set prepared_from = bluegreen_latest_release(green) %}
         {% set published = bluegreen_existing_tables(green, tables) %}
         {% do run_query("begin; create schema if not exists " ~ adapter.quote(blue) ~ "; commit;") %}
         {% for some in published | batch(200) %}
@@ -44,6 +55,13 @@
             {% endset %}
             {% do run_query(sql) %}
         {% endfor %}
+        {% set marker = adapter.quote(blue) ~ '._release_prepared' %}
+        {% do run_query(
+            "begin; drop table if exists " ~ marker ~ "; "
+            ~ "create table " ~ marker ~ " (release_id text not null, prepared_from text); "
+            ~ "insert into " ~ marker ~ " values (" ~ bluegreen_literal(release_id) ~ ", "
+            ~ bluegreen_literal(prepared_from) ~ "); commit;"
+        ) %}
         {% if published | length == 0 %}
             {% do log("Release " ~ release_id ~ ": " ~ green ~ " publishes no table yet; first release.", info=True) %}
         {% else %}
@@ -61,6 +79,8 @@
         {% set green_exists = run_query(
             "select count(*) from " ~ db ~ ".information_schema.schemata where schema_name = upper('" ~ green ~ "')"
         ).rows[0][0] > 0 %}
+        {# Read before the clone, as on PostgreSQL. #}
+        {% set prepared_from = bluegreen_latest_release(green) if green_exists else none %}
         {% if green_exists %}
             {# Zero-copy: a metadata operation however large the tables are. #}
             {% do run_query("create or replace schema " ~ db ~ "." ~ blue ~ " clone " ~ db ~ "." ~ green) %}
@@ -69,5 +89,13 @@
             {% do run_query("create schema if not exists " ~ db ~ "." ~ blue) %}
             {% do log("Release " ~ release_id ~ ": no " ~ green ~ " schema yet; first release.", info=True) %}
         {% endif %}
+        {# After the clone, which replaces blue with a copy of green (that has no marker). #}
+        {% do run_query(
+            "create or replace table " ~ db ~ "." ~ blue ~ "._release_prepared (release_id varchar not null, prepared_from varchar)"
+        ) %}
+        {% do run_query(
+            "insert into " ~ db ~ "." ~ blue ~ "._release_prepared (release_id, prepared_from) select "
+            ~ bluegreen_literal(release_id) ~ ", " ~ bluegreen_literal(prepared_from)
+        ) %}
     {% endif %}
 {% endmacro %}

@@ -11,6 +11,11 @@
     `built_by` ({table: {model, code_version, run_id, image}}) is recorded with the release id:
     what built each promoted table, for a reader of green to check its provenance.
 
+    Fenced: after the replay check, and before anything touches green, a release is refused
+    unless clone_green_to_blue prepared blue for it, from the release green still holds
+    (bluegreen_refuse_stale_blue). On PostgreSQL the check holds the log's lock, so no other
+    promotion slips in between it and the swap.
+
     Consumers read green while it is promoted. A reader that holds one green table and then
     asks for another that the promotion already holds closes a lock cycle, and PostgreSQL
     breaks it by aborting one of the two: the consumer's query or the release. So the promotion
@@ -71,13 +76,22 @@
             {% do run_query("alter table " ~ release_log ~ " add column if not exists built_by jsonb") %}
         {% endif %}
         {% set already = run_query(
-            "select count(*) from " ~ release_log ~ " where release_id = '" ~ release_id ~ "'"
+            "select count(*) from " ~ release_log ~ " where release_id = " ~ bluegreen_literal(release_id)
         ).rows[0][0] > 0 %}
         {% if already %}
             {% do run_query("commit") %}
             {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
             {{ return(none) }}
         {% endif %}
+        {% set marker = blue ~ '._release_prepared' %}
+        {% set has_marker = run_query("select to_regclass(" ~ bluegreen_literal(marker) ~ ") is not null").rows[0][0] %}
+        {% set prepared = run_query("select release_id, prepared_from from " ~ marker).rows if has_marker else [] %}
+        {% do bluegreen_refuse_stale_blue(
+            release_id,
+            prepared[0][0] if prepared | length > 0 else none,
+            prepared[0][1] if prepared | length > 0 else none,
+            bluegreen_latest_release(var('green_schema', 'green')),
+        ) %}
 
         {% set built = bluegreen_existing_tables(var('blue_schema', 'blue'), tables) %}
         {% set missing = tables | reject('in', built) | list %}
@@ -145,9 +159,13 @@
             alter table {{ scratch }}.{{ name }} set schema {{ blue }};
             {% endif %}
             {% endfor %}
-            insert into {{ release_log }} (release_id, tables, built_by)
+            -- clock_timestamp(), not now() (when the transaction began): a promotion that waited
+            -- for the log's lock began before the one it waited for, and the order of promoted_at
+            -- must be the order green held the releases (bluegreen_latest_release).
+            insert into {{ release_log }} (release_id, promoted_at, tables, built_by)
             values (
-                '{{ release_id }}',
+                {{ bluegreen_literal(release_id) }},
+                clock_timestamp(),
                 array[{% for table in tables %}'{{ table }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[],
                 '{{ tojson(built_by) | replace("'", "''") }}'::jsonb
             );
@@ -192,7 +210,7 @@
             "alter table " ~ db ~ "." ~ green ~ "._release_log add column if not exists built_by variant"
         ) %}
         {% set already = run_query(
-            "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = '" ~ release_id ~ "'"
+            "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = " ~ bluegreen_literal(release_id)
         ).rows[0][0] > 0 %}
         {% if already %}
             {# Left behind only by a crash right after the swap; holds the previous release. #}
@@ -200,6 +218,24 @@
             {% do log("Release " ~ release_id ~ " was already promoted; nothing to do.", info=True) %}
             {{ return(none) }}
         {% endif %}
+        {#
+            Checked before the swap but not atomically with it (Snowflake has no lock to hold
+            across DDL): promotions of one project are serialized by the release job's run-tag
+            concurrency limit of 1.
+        #}
+        {% set has_marker = run_query(
+            "select count(*) from " ~ db ~ ".information_schema.tables where table_schema = upper("
+            ~ bluegreen_literal(blue) ~ ") and table_name = '_RELEASE_PREPARED'"
+        ).rows[0][0] > 0 %}
+        {% set prepared = run_query(
+            "select release_id, prepared_from from " ~ db ~ "." ~ blue ~ "._release_prepared"
+        ).rows if has_marker else [] %}
+        {% do bluegreen_refuse_stale_blue(
+            release_id,
+            prepared[0][0] if prepared | length > 0 else none,
+            prepared[0][1] if prepared | length > 0 else none,
+            bluegreen_latest_release(green),
+        ) %}
 
         {% set built = run_query(
             "select table_name from " ~ db ~ ".information_schema.tables where table_schema = upper('"
@@ -224,8 +260,8 @@
             ) %}
         {% endfor %}
         {% do run_query(
-            "insert into " ~ next_green ~ "._release_log (release_id, promoted_at, tables, built_by) select '"
-            ~ release_id ~ "', current_timestamp(), array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
+            "insert into " ~ next_green ~ "._release_log (release_id, promoted_at, tables, built_by) select "
+            ~ bluegreen_literal(release_id) ~ ", current_timestamp(), array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
             ~ tojson(built_by) | replace("'", "''") ~ "')"
         ) %}
         {% do run_query("alter schema " ~ next_green ~ " swap with " ~ db ~ "." ~ green) %}
