@@ -53,8 +53,9 @@ image: ## Build the project image of DBT_PROJECT (and the PostgreSQL image) into
 	DBT_PROJECT="$(DBT_PROJECT)" hack/build-images.sh
 
 .PHONY: k8s-test-images
-k8s-test-images: image ## The images the cluster suites install: the example's (make image), tests/dbt_projects/acme's and its next version's, the S3 server's.
+k8s-test-images: image ## The images the cluster suites install: the example's (make image), tests/dbt_projects/acme's and its next version's, tests/dbt_projects/plain's, the S3 server's.
 	source versions.env && DBT_PROJECT=tests/dbt_projects/acme PROJECT_IMAGE="$${ACME_PROJECT_IMAGE}" hack/build-images.sh
+	source versions.env && DBT_PROJECT=tests/dbt_projects/plain PROJECT_IMAGE="$${PLAIN_PROJECT_IMAGE}" hack/build-images.sh
 	rm -rf artifacts/acme-next && mkdir -p artifacts && cp -a tests/dbt_projects/acme artifacts/acme-next
 	cp -a k8s_tests/chaos/acme_next/models/. artifacts/acme-next/models/
 	source versions.env && DBT_PROJECT=artifacts/acme-next PROJECT_IMAGE="$${ACME_NEXT_PROJECT_IMAGE}" hack/build-images.sh

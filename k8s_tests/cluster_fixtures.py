@@ -103,6 +103,12 @@ def acme_image(kind_cluster: KindCluster) -> str:
 
 
 @pytest.fixture(scope="session")
+def plain_image(kind_cluster: KindCluster) -> str:
+    """PLAIN_PROJECT_IMAGE, the image of tests/dbt_projects/plain."""
+    return loaded_image(kind_cluster, "PLAIN_PROJECT_IMAGE", "make k8s-test-images")
+
+
+@pytest.fixture(scope="session")
 def probe_image(kind_cluster: KindCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 2 MB busybox image (sh, httpd; its static wget cannot resolve names) for plumbing checks, made from the host's
     busybox-static (hack/docker-engine.sh installs it) with `docker import`: no pull."""

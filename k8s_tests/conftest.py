@@ -14,6 +14,7 @@ from k8s_tests.cluster_fixtures import (  # noqa: F401  (fixtures, found by name
     k8s_client,
     kind_cluster,
     namespace,
+    plain_image,
     probe_image,
     project_image,
 )

@@ -1,12 +1,16 @@
-"""Two code locations in one instance, on kind: the example project (codeLocation) and another dbt
-project in an image of its own (additionalCodeLocations, tests/dbt_projects/acme in
-ACME_PROJECT_IMAGE) building in a database of its own. One workspace loads both; a release of
-each succeeds; each run's pod runs its own location's image with its own database; and neither
-project's green schema holds the other's marts.
+"""Three code locations in one instance, on kind: the example project (codeLocation) and two other
+dbt projects, each in an image of its own (additionalCodeLocations) building in a database of its
+own: tests/dbt_projects/acme (ACME_PROJECT_IMAGE), configured by dagster.yml, and
+tests/dbt_projects/plain (PLAIN_PROJECT_IMAGE), a plain project with no dagster.yml and no jobs.
+One workspace loads all three; a release of the example and of acme each succeeds; each run's pod
+runs its own location's image with its own database; and neither release's green schema holds the
+other's marts. The plain project, launched as the UI's "Materialize all" launches it and its run
+pod evicted mid-build, is retried once from asset failure, nothing built twice (issue 28).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,53 +20,72 @@ import yaml
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from kubernetes import client
 
+from k8s_tests.chaos.release_checks import (
+    PARENT_FAILS_TIMEOUT_SECONDS,
+    assert_retries_built_only_what_was_missing,
+    wait_one_retry_finished,
+    wait_paused_model_reached,
+)
 from k8s_tests.harness.acme import ACME_RELEASE, ACME_SEEDS
 from k8s_tests.harness.cluster import KindCluster, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi
 from k8s_tests.harness.deployment import CODE_LOCATION, Deployment, connect, run_up
 from k8s_tests.harness.example import EXAMPLE_RELEASE
+from k8s_tests.harness.faults import evict, running_run_pod
 from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_run_finished
 from tests.support import GREEN
 
 SECOND_LOCATION = "acme"
 SECOND_DATABASE = "acme"
+PLAIN_LOCATION = "plain"
+PLAIN_DATABASE = "plain"
+# tests/dbt_projects/plain's model whose pre-hook sleeps, and what its run builds before it.
+PLAIN_PAUSED_MODEL = "fct_orders"
+PLAIN_BUILT_BEFORE_PAUSE = frozenset({"raw_customers", "raw_orders", "stg_shop__customers", "stg_shop__orders"})
 SEEDS_TIMEOUT_SECONDS = 600
 LOCATION_LOADED_TIMEOUT_SECONDS = 300
 
 
 @pytest.fixture(scope="module")
-def two_locations(
+def three_locations(
     kind_cluster: KindCluster,
     core_v1: client.CoreV1Api,
     batch_v1: client.BatchV1Api,
     namespace: str,
     acme_image: str,
+    plain_image: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    """The chart with the example as codeLocation and acme as a second location (its own database),
-    installed by hack/up.sh with the suites' values; the example's raw data and acme's seeds loaded."""
-    repository, tag = acme_image.rsplit(":", 1)
+    """The chart with the example as codeLocation, acme and plain as more locations (each its own
+    database), installed by hack/up.sh with the suites' values; the example's raw data and acme's
+    seeds loaded."""
     values = {
         "additionalCodeLocations": [
             {
-                "name": SECOND_LOCATION,
-                "image": {"repository": repository, "tag": tag},
-                "warehouseDatabase": SECOND_DATABASE,
-                # One server is enough here: no test of this module disrupts it.
+                "name": name,
+                "image": dict(zip(("repository", "tag"), image.rsplit(":", 1), strict=True)),
+                "warehouseDatabase": database,
+                # One server is enough here: no test of this module disrupts a code server.
                 "replicas": 1,
             }
+            for name, image, database in (
+                (SECOND_LOCATION, acme_image, SECOND_DATABASE),
+                (PLAIN_LOCATION, plain_image, PLAIN_DATABASE),
+            )
         ]
     }
-    values_file = tmp_path_factory.mktemp("locations") / "two-locations.yaml"
+    values_file = tmp_path_factory.mktemp("locations") / "three-locations.yaml"
     values_file.write_text(yaml.safe_dump(values))
     run_up(kind_cluster, namespace, "load install port-forward raw-data", more_values=(values_file,))
     deployment = connect(kind_cluster, namespace, core_v1, batch_v1)
+    for name in (SECOND_LOCATION, PLAIN_LOCATION):
+        api = location_api(deployment, name)
+        wait_until(
+            f"code location {name} to load",
+            lambda api=api: ((status := api.location_status()) == "RepositoryLocation", status),
+            LOCATION_LOADED_TIMEOUT_SECONDS,
+        )
     second = location_api(deployment, SECOND_LOCATION)
-    wait_until(
-        f"code location {SECOND_LOCATION} to load",
-        lambda: ((status := second.location_status()) == "RepositoryLocation", status),
-        LOCATION_LOADED_TIMEOUT_SECONDS,
-    )
     seeds_run = second.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=list(ACME_SEEDS))
     deployment.runs_to_save.append(seeds_run)
     seeded = wait_run_finished(second, seeds_run, SEEDS_TIMEOUT_SECONDS, f"{SECOND_LOCATION}'s seeds")
@@ -93,9 +116,9 @@ def run_env(pod: client.V1Pod) -> dict[str, str | None]:
 
 
 def test_each_locations_release_runs_its_own_image_into_its_own_database(
-    two_locations: Deployment, project_image: str, acme_image: str, tmp_path: Path
+    three_locations: Deployment, project_image: str, acme_image: str, tmp_path: Path
 ) -> None:
-    deployment = two_locations
+    deployment = three_locations
     apis = {CODE_LOCATION: deployment.api, SECOND_LOCATION: location_api(deployment, SECOND_LOCATION)}
     releases = {CODE_LOCATION: EXAMPLE_RELEASE, SECOND_LOCATION: ACME_RELEASE}
     images = {CODE_LOCATION: project_image, SECOND_LOCATION: acme_image}
@@ -122,3 +145,42 @@ def test_each_locations_release_runs_its_own_image_into_its_own_database(
     # in their own project's.
     assert not (set(ACME_RELEASE.marts) - set(EXAMPLE_RELEASE.marts)) & example_green, example_green
     assert not (set(EXAMPLE_RELEASE.marts) - set(ACME_RELEASE.marts)) & acme_green, acme_green
+
+
+def test_plain_projects_materialize_all_run_pod_evicted_retried_once_nothing_built_twice(
+    three_locations: Deployment, plain_image: str
+) -> None:
+    """Issue 28: a project with no dagster.yml and no jobs, every asset launched through the implicit
+    asset job as the UI's "Materialize all" does, its run pod evicted while fct_orders' pre-hook
+    sleeps (seeds and staging done): one FROM_ASSET_FAILURE retry, given by the run coordinator to a
+    run launched without a retry tag, builds exactly what the parent had not."""
+    deployment = three_locations
+    api = location_api(deployment, PLAIN_LOCATION)
+    assert IMPLICIT_ASSET_JOB_NAME in api.job_names()
+    assets = api.unpartitioned_asset_keys()
+    assert PLAIN_BUILT_BEFORE_PAUSE | {PLAIN_PAUSED_MODEL} < assets, sorted(assets)
+    launched_at = time.time()
+    parent_id = api.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=sorted(assets))
+    deployment.runs_to_save.append(parent_id)
+    wait_paused_model_reached(api, parent_id, PLAIN_BUILT_BEFORE_PAUSE, PLAIN_PAUSED_MODEL)
+    pod = running_run_pod(deployment, parent_id)
+    assert [c.image for c in pod.spec.containers] == [plain_image]
+    fault_at = time.time()
+    evict(deployment, pod)
+
+    parent = wait_run_finished(api, parent_id, PARENT_FAILS_TIMEOUT_SECONDS, "the evicted parent run")
+    assert parent.status == "FAILURE"
+    assert parent.tags.get("dagster/failure_reason") == "UNEXPECTED_TERMINATION", parent.tags
+    assert parent.tags.get("dagster/retry_strategy") == "FROM_ASSET_FAILURE", parent.tags
+    assert parent.asset_selection == assets
+    group = wait_one_retry_finished(api, parent_id)
+    assert group[0].tags.get("dagster/will_retry") == "true", group[0].tags
+    retry = group[-1]
+    print(
+        f"\n[plain materialize all] launch -> fault: {fault_at - launched_at:.1f}s; "
+        f"fault -> parent failed: {parent.end_time - fault_at:.1f}s; "
+        f"fault -> retry created: {retry.creation_time - fault_at:.1f}s; "
+        f"fault -> retry started: {retry.start_time - fault_at:.1f}s; "
+        f"fault -> group SUCCESS: {retry.end_time - fault_at:.1f}s; retry selection: {sorted(retry.asset_selection)}"
+    )
+    assert_retries_built_only_what_was_missing(api, group, assets)

@@ -74,24 +74,30 @@ def launch_and_reach_slow_model(
     api = deployment.api
     parent_id = api.launch_run(project.job, {**(tags or {}), project.pause_tag: str(pause_seconds)})
     deployment.runs_to_save.append(parent_id)
+    wait_paused_model_reached(api, parent_id, project.built_before_pause, project.paused_model)
+    return parent_id
+
+
+def wait_paused_model_reached(api: DagsterApi, run_id: str, built_before: frozenset[str], paused_model: str) -> None:
+    """Returns once the run has materialized `built_before`, with their checks evaluated, and not
+    `paused_model`, which sleeps before it builds: the window a fault must land in."""
 
     def probe() -> tuple[bool, object]:
-        events = api.events(parent_id)
+        events = api.events(run_id)
         done = set(materialized(events))
         pending = checks_pending(events, done)
-        run = api.run(parent_id)
+        run = api.run(run_id)
         assert not run.finished, f"the parent run ended {run.status} before the fault"
-        return done >= project.built_before_pause and not pending, (run.status, sorted(done), sorted(pending))
+        return done >= built_before and not pending, (run.status, sorted(done), sorted(pending))
 
     wait_until(
-        f"the parent run to build {sorted(project.built_before_pause)} and reach {project.paused_model}",
+        f"the parent run to build {sorted(built_before)} and reach {paused_model}",
         probe,
         REACH_SLOW_MODEL_TIMEOUT_SECONDS,
     )
-    assert project.paused_model not in api.materializations(parent_id), (
-        f"{project.paused_model} built before the fault: the window was missed"
+    assert paused_model not in api.materializations(run_id), (
+        f"{paused_model} built before the fault: the window was missed"
     )
-    return parent_id
 
 
 def wait_one_retry_finished(api: DagsterApi, parent_id: str) -> list[Run]:
@@ -107,7 +113,19 @@ def assert_group_exactly_once(deployment: Deployment, reference: Reference, grou
     """A release group that ended SUCCESS after any faults: each retry built exactly what the runs
     before it had not, every job asset was materialized exactly once across the group, and green
     holds the complete release, equal to the reference release's content, promoted once."""
-    api = deployment.api
+    assert_retries_built_only_what_was_missing(deployment.api, group, reference.job_assets)
+    root_id = group[0].run_id
+    warehouse = deployment.warehouse
+    assert schema_contents(warehouse, GREEN, reference.project.marts) == reference.green
+    if reference.project.marts_stamped:
+        assert green_release_ids(warehouse) == {mart: {root_id} for mart in reference.project.marts}
+    assert [release for release, _ in release_log(warehouse)].count(root_id) == 1
+
+
+def assert_retries_built_only_what_was_missing(api: DagsterApi, group: list[Run], assets: frozenset[str]) -> None:
+    """A run group of `assets` that ended SUCCESS after any faults: each retry was a
+    FROM_ASSET_FAILURE retry of the run before it selecting exactly what the runs before it had
+    not done, and every asset was materialized exactly once across the group."""
     root_id = group[0].run_id
     assert [run.status for run in group] == ["FAILURE"] * (len(group) - 1) + ["SUCCESS"], [
         (run.run_id, run.status, run.tags.get("dagster/failure_reason")) for run in group
@@ -123,18 +141,12 @@ def assert_group_exactly_once(deployment: Deployment, reference: Reference, grou
         assert run.tags["dagster/retry_strategy"] == "FROM_ASSET_FAILURE"
         assert run.tags["dagster/root_run_id"] == root_id
         assert run.tags["dagster/parent_run_id"] == earlier.run_id
-        assert run.asset_selection == reference.job_assets - done
+        assert run.asset_selection == assets - done
     counts = materialization_counts(api, group)
-    assert set(counts) == reference.job_assets
+    assert set(counts) == assets
     # Nothing built twice, but what a failed test sent back; a model in flight at a fault had not
     # reported, so once as well.
     assert {key: n for key, n in counts.items() if n > 1 and key not in test_interrupted} == {}
-
-    warehouse = deployment.warehouse
-    assert schema_contents(warehouse, GREEN, reference.project.marts) == reference.green
-    if reference.project.marts_stamped:
-        assert green_release_ids(warehouse) == {mart: {root_id} for mart in reference.project.marts}
-    assert [release for release, _ in release_log(warehouse)].count(root_id) == 1
 
 
 def assert_reader_saw_one_release_at_a_time(reader: GreenReader, root_id: str) -> None:

@@ -1,8 +1,10 @@
 """Chaos scenarios of a blue/green release on kind (issue 5): the run pod evicted (1) or killed
 without warning (2) mid-build is retried from asset failure, building exactly what was missing,
 while a reader of green never sees a mix of releases (10); a failing dbt test (5) is not retried
-and leaves green untouched. Last, the Dagster UI in a real browser (issue 13) shows the retried
-release as one run group, the asset groups and the pools.
+and leaves green untouched. Every unpartitioned asset launched as the UI's "Materialize all"
+launches it, during a release (issue 28), waits in the queue for the release to end: it selects the
+release's assets, so it is a release too. Last, the Dagster UI in a real browser (issue 13) shows
+the retried release as one run group, the asset groups and the pools.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from kubernetes import client
 
+from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 from k8s_tests.chaos.release_checks import (
     PARENT_FAILS_TIMEOUT_SECONDS,
     Reference,
@@ -26,15 +30,27 @@ from k8s_tests.chaos.release_checks import (
     wait_one_retry_finished,
 )
 from k8s_tests.harness.browser import UI_ARTIFACTS_DIR, BrowserMissing, dagster_ui
+from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import REPOSITORY_NAME, DagsterApi, Run
 from k8s_tests.harness.deployment import EXTRA_VALUES_FILES, KIND_VALUES, Deployment, chart_values
-from k8s_tests.harness.example import GREEN_PROMOTED, RELEASE_JOB
+from k8s_tests.harness.example import BLUE_PREPARED, GREEN_PROMOTED, RELEASE_JOB, SLOW_MODEL_TAG
 from k8s_tests.harness.faults import evict, kill_without_grace, running_run_pod
-from k8s_tests.harness.release import GreenReader, run_release, wait_run_finished
+from k8s_tests.harness.release import (
+    RELEASE_TIMEOUT_SECONDS,
+    GreenReader,
+    failure_messages,
+    run_release,
+    wait_run_finished,
+)
 from tests.support import BLUE, GREEN, MARTS, query, release_log, schema_contents
 
 # How long a run that must not be retried is watched for a retry (the daemon acts within seconds).
 NO_RETRY_WATCH_SECONDS = 30
+# The release the "Materialize all" launch meets: slow enough that the launch is queued behind it
+# for a while, and seen queued by several polls.
+RELEASE_IN_THE_WAY_SLOW_MODEL_SECONDS = 30
+RELEASE_STARTED_TIMEOUT_SECONDS = 300
+QUEUED_POLL_SECONDS = 3
 
 
 @pytest.mark.parametrize(
@@ -126,6 +142,51 @@ def test_failing_dbt_test_not_retried_green_unchanged(chaos_deployment: Deployme
     finally:
         with psycopg.connect(warehouse) as conn:
             conn.execute(negate, (order_id,))
+
+
+def test_materialize_all_during_a_release_queued_until_it_ends(chaos_deployment: Deployment) -> None:
+    """Issue 28: every unpartitioned asset of the example (the release's assets among them) launched
+    through the implicit asset job, as the UI's "Materialize all" does, while a release runs: the
+    run coordinator tags it a release, so the chart's limit of one run per release-tag value keeps
+    it QUEUED until the release ends; then it runs, and both succeed."""
+    api = chaos_deployment.api
+    assets = api.unpartitioned_asset_keys()
+    assert {BLUE_PREPARED, GREEN_PROMOTED} < assets, sorted(assets)
+    release_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(RELEASE_IN_THE_WAY_SLOW_MODEL_SECONDS)})
+    chaos_deployment.runs_to_save.append(release_id)
+    wait_until(
+        f"the release {release_id} to start",
+        lambda: ((run := api.run(release_id)).status == "STARTED", run.status),
+        RELEASE_STARTED_TIMEOUT_SECONDS,
+    )
+    all_id = api.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=sorted(assets))
+    chaos_deployment.runs_to_save.append(all_id)
+    launched_at = time.time()
+    queued_polls = 0
+    deadline = time.monotonic() + RELEASE_TIMEOUT_SECONDS
+    # Polled until the release ends: the launch must stay QUEUED all that while.
+    while not (release := api.run(release_id)).finished:
+        materialize_all = api.run(all_id)
+        assert materialize_all.status == "QUEUED", (
+            f"{all_id} is {materialize_all.status} while the release {release_id} is {release.status}"
+        )
+        queued_polls += 1
+        assert time.monotonic() < deadline, f"the release {release_id} did not end in {RELEASE_TIMEOUT_SECONDS}s"
+        time.sleep(QUEUED_POLL_SECONDS)
+    assert release.status == "SUCCESS", failure_messages(api, release_id)
+    assert queued_polls > 1, f"the release ended {queued_polls} poll(s) after the launch: nothing was seen queued"
+    materialize_all = wait_run_finished(api, all_id, RELEASE_TIMEOUT_SECONDS, '"Materialize all" of the example')
+    assert materialize_all.status == "SUCCESS", failure_messages(api, all_id)
+    assert materialize_all.tags.get(RELEASE_TAG) == RELEASE_TAG_VALUE, materialize_all.tags
+    assert release.tags.get(RELEASE_TAG) == RELEASE_TAG_VALUE, release.tags
+    assert materialize_all.asset_selection == assets
+    assert materialize_all.start_time >= release.end_time, (materialize_all.start_time, release.end_time)
+    print(
+        f"\n[materialize all during a release] queued {release.end_time - launched_at:.1f}s "
+        f"({queued_polls} polls) until the release ended; release end -> run started: "
+        f"{materialize_all.start_time - release.end_time:.1f}s; run took "
+        f"{materialize_all.end_time - materialize_all.start_time:.1f}s; {len(assets)} assets"
+    )
 
 
 def test_ui_shows_asset_groups_release_run_group_and_pools(chaos_deployment: Deployment) -> None:

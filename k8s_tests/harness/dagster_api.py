@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 
 REPOSITORY_NAME = "__repository__"
 FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -391,6 +392,24 @@ class DagsterApi:
             },
         )
         return frozenset(asset_key(node["assetKey"]["path"]) for node in data["assetNodes"])
+
+    def unpartitioned_asset_keys(self) -> frozenset[str]:
+        """Every asset of the location that can be materialized and has no partitions: what the
+        UI's "Materialize all" launches through IMPLICIT_ASSET_JOB_NAME on such a graph."""
+        data = self.query(
+            "query ($job: PipelineSelector) { assetNodes(pipeline: $job) {"
+            " assetKey { path } isMaterializable isPartitioned } }",
+            job={
+                "repositoryLocationName": self.location,
+                "repositoryName": REPOSITORY_NAME,
+                "pipelineName": IMPLICIT_ASSET_JOB_NAME,
+            },
+        )
+        return frozenset(
+            asset_key(node["assetKey"]["path"])
+            for node in data["assetNodes"]
+            if node["isMaterializable"] and not node["isPartitioned"]
+        )
 
     def pool_slots_in_use(self, pool: str) -> dict[str, Any]:
         return self.query(
