@@ -5,6 +5,9 @@ own jobs.
    nothing but the backfill): one of its runs is evicted mid-build; its retry, FROM_ASSET_FAILURE
    (given by the run coordinator, not by any job), builds its partition, and every partition is
    materialized exactly once.
+2. `release/green_promoted` clicked alone in the UI after two releases: refused before it touches
+   green, naming what its run group lacks; green and `_release_log` unchanged row for row, and
+   nothing retried.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from example_extras.raw_data import EVENTS_START
 
 from k8s_tests.chaos.release_checks import (
@@ -23,9 +27,10 @@ from k8s_tests.chaos.release_checks import (
 from k8s_tests.harness.cluster import wait_until
 from k8s_tests.harness.dagster_api import materialized_partitions
 from k8s_tests.harness.deployment import Deployment
-from k8s_tests.harness.example import SLOW_MODEL_TAG
+from k8s_tests.harness.example import GREEN_PROMOTED, RELEASE_JOB, SLOW_MODEL_TAG
 from k8s_tests.harness.faults import evict, running_run_pod
-from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_run_finished
+from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, run_release, wait_run_finished
+from tests.support import GREEN, MARTS, release_log, schema_contents
 
 # The example's regular incremental model, one run per daily partition in a backfill; its pre-hook
 # sleeps under the slow-model tag.
@@ -85,3 +90,24 @@ def test_backfill_run_evicted_retry_builds_its_partition_once(chaos_deployment: 
     for run in [*group, *others]:
         partitions.update(materialized_partitions(api.events(run.run_id)))
     assert partitions == dict.fromkeys(BACKFILL_PARTITIONS, 1), partitions
+
+
+def test_green_promoted_launched_alone_is_refused_and_green_unchanged(chaos_deployment: Deployment) -> None:
+    deployment, api = chaos_deployment, chaos_deployment.api
+    while len(release_log(deployment.warehouse)) < 2:
+        release = run_release(api, RELEASE_JOB)
+        assert release.status == "SUCCESS", failure_messages(api, release.run_id)
+    green_before = schema_contents(deployment.warehouse, GREEN, MARTS)
+    log_before = release_log(deployment.warehouse)
+
+    # The UI's Materialize on the one asset.
+    run_id = api.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=[GREEN_PROMOTED])
+    deployment.runs_to_save.append(run_id)
+    run = wait_run_finished(api, run_id, RELEASE_TIMEOUT_SECONDS, f"{GREEN_PROMOTED} launched alone")
+    messages = failure_messages(api, run_id)
+    assert run.status == "FAILURE", messages
+    assert "release/blue_prepared" in messages and RELEASE_JOB in messages, messages
+    assert run.tags.get("dagster/failure_reason") == "STEP_FAILURE", run.tags
+    assert run.tags.get("dagster/will_retry") == "false", run.tags
+    assert schema_contents(deployment.warehouse, GREEN, MARTS) == green_before
+    assert release_log(deployment.warehouse) == log_before
