@@ -11,7 +11,8 @@ existed. What is not tied to a node is here, as named parts a refusal can quote:
   platform passes per run (`release_id`, differing per release by design, and dagster.yml's
   `vars_from_run_tags`, which only the first run of a release receives: they are meant to differ
   between a run and its retry).
-- `dbt-core`, `dbt-<adapter>`: the installed versions (dbt's built-in macros change with them).
+- `dbt-core`, `dbt-adapters`, `dbt-<adapter>`: the installed versions (dbt's built-in macros,
+  materializations among them, ship in the last two).
 - `package '<name>'`: each installed package's version (dbt_project.yml under dbt_packages/).
 - the release models' inputs (`CodeVersions.node_inputs`), repeated here under their names, so a
   refusal says "seed 'x' contents" and not only which models it changed.
@@ -37,6 +38,9 @@ DBT_PROJECT_FILE = "dbt_project.yml"
 # Where `dbt deps` installs packages unless dbt_project.yml's `packages-install-path` says.
 DEFAULT_PACKAGES_INSTALL_PATH = "dbt_packages"
 ABSENT = "(none)"
+DBT_CORE_DISTRIBUTION = "dbt-core"
+# Since dbt 1.8 the adapters' shared base, with the `dbt` package of macros.
+DBT_ADAPTERS_DISTRIBUTION = "dbt-adapters"
 
 
 def _digest(value: Any) -> str:
@@ -60,8 +64,8 @@ def release_fingerprint(
     project_vars = project_file.get("vars") or {}
     parts = {f"var '{name}'": _digest(value) for name, value in project_vars.items() if name not in skipped}
     adapter = manifest["metadata"].get("adapter_type", "")
-    parts["dbt-core"] = _installed_version("dbt-core")
-    parts[f"dbt-{adapter}"] = _installed_version(f"dbt-{adapter}")
+    for distribution in (DBT_CORE_DISTRIBUTION, DBT_ADAPTERS_DISTRIBUTION, f"dbt-{adapter}"):
+        parts[distribution] = _installed_version(distribution)
     packages_dir = project_dir / project_file.get("packages-install-path", DEFAULT_PACKAGES_INSTALL_PATH)
     for package_file in sorted(packages_dir.glob(f"*/{DBT_PROJECT_FILE}")):
         package = yaml.safe_load(package_file.read_text()) or {}
