@@ -34,6 +34,8 @@ IGNORED_CONFIG_KEYS = frozenset({"meta", "tags", "docs", "group", "persist_docs"
 SOURCE_RELATION_FIELDS = ("database", "schema", "identifier", "quoting")
 # The package of dbt's own macros; an adapter's is `dbt_<adapter>`.
 DBT_CORE_PACKAGE = "dbt"
+# Where a materialization macro comes from, most preferred first, as dbt ranks them.
+ROOT, IMPORTED, BUILT_IN = 0, 1, 2
 
 
 def _macro_closure(manifest: Mapping[str, Any], macro_ids: list[str]) -> list[str]:
@@ -59,19 +61,28 @@ def _hash_macros(manifest: Mapping[str, Any], macro_ids: list[str], hasher: hash
 
 
 def materialization_macro_id(manifest: Mapping[str, Any], materialized: str) -> str | None:
-    """The macro dbt runs for `materialized`, chosen as dbt does: `materialization_<name>_<adapter>`
-    before `materialization_<name>_default`, and for each the root project's own before another
-    package's before dbt's built-in one. None for `ephemeral`, which no macro builds."""
+    """The macro dbt runs for `materialized`, chosen as dbt's `find_materialization_macro_by_name`
+    does: `materialization_<name>_<adapter>` before `materialization_<name>_default`, and for each
+    the root project's own before another package's before dbt's built-in one; another package's
+    never replaces a built-in one (dbt's default since 1.8). None for `ephemeral`, which no macro
+    builds. Adapters that inherit another's (dbt's parent adapter chain) are not followed."""
     adapter = manifest["metadata"].get("adapter_type", "")
     root = manifest["metadata"].get("project_name", "")
     built_in = (DBT_CORE_PACKAGE, f"dbt_{adapter}")
-    for suffix in (adapter, "default"):
+    candidates = []  # (specificity, locality, macro id): the smallest wins
+    for specificity, suffix in enumerate((adapter, "default")):
         name = f"materialization_{materialized}_{suffix}"
-        found = [macro for macro in manifest["macros"].values() if macro["name"] == name]
-        if found:
-            found.sort(key=lambda macro: (macro["package_name"] != root, macro["package_name"] in built_in))
-            return found[0]["unique_id"]
-    return None
+        for macro in manifest["macros"].values():
+            if macro["name"] == name:
+                package = macro["package_name"]
+                locality = ROOT if package == root else BUILT_IN if package in built_in else IMPORTED
+                candidates.append((specificity, locality, macro["unique_id"]))
+    if not candidates:
+        return None
+    chosen = min(candidates)
+    if chosen[1] == IMPORTED and any(locality == BUILT_IN for _, locality, _ in candidates):
+        chosen = min(candidate for candidate in candidates if candidate[1] != IMPORTED)
+    return chosen[2]
 
 
 class CodeVersions:

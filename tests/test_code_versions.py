@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_code.code_versions import CodeVersions, macro_aware_code_version
+from dagster_code.code_versions import CodeVersions, macro_aware_code_version, materialization_macro_id
 from dagster_code.release_fingerprint import fingerprint_differences, release_fingerprint
 from tests.conftest import DBT_PROJECT_DIR
 from tests.test_any_dbt_project import PROJECTS
@@ -246,3 +246,30 @@ def test_code_versions_of_a_manifest_equal_one_node_at_a_time(example_manifest):
     for unique_id in example_manifest["nodes"]:
         if unique_id.startswith(("model.", "snapshot.")):
             assert code_versions.of(unique_id) == macro_aware_code_version(example_manifest, unique_id), unique_id
+
+
+def test_materialization_macro_is_the_one_dbt_runs(example_manifest):
+    manifest = copy.deepcopy(example_manifest)
+    root = manifest["metadata"]["project_name"]
+
+    def add(package: str, name: str) -> None:
+        unique_id = f"macro.{package}.{name}"
+        manifest["macros"][unique_id] = {
+            "name": name,
+            "package_name": package,
+            "unique_id": unique_id,
+            "macro_sql": "",
+            "depends_on": {"macros": []},
+        }
+
+    assert materialization_macro_id(manifest, "table") == "macro.dbt.materialization_table_default"
+    # Another package's never replaces dbt's own (dbt's default since 1.8)...
+    add("some_package", "materialization_table_default")
+    assert materialization_macro_id(manifest, "table") == "macro.dbt.materialization_table_default"
+    # ...the project's own does...
+    add(root, "materialization_table_default")
+    assert materialization_macro_id(manifest, "table") == f"macro.{root}.materialization_table_default"
+    # ...and one for the adapter comes before any default.
+    add("dbt_postgres", "materialization_table_postgres")
+    assert materialization_macro_id(manifest, "table") == "macro.dbt_postgres.materialization_table_postgres"
+    assert materialization_macro_id(manifest, "ephemeral") is None
