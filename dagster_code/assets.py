@@ -25,18 +25,26 @@ def _selection(manifest, unique_ids) -> str:
 
 
 def build_dbt_assets(
-    plan: ProjectPlan, project: DbtProject, release_code_versions: Mapping[dg.AssetKey, str | None]
+    plan: ProjectPlan,
+    project: DbtProject,
+    release_code_versions: Mapping[dg.AssetKey, str | None],
+    release_fingerprint: Mapping[str, str],
 ) -> list[dg.AssetsDefinition]:
-    """`release_code_versions`: every release model's code version (release.release_code_versions)."""
+    """`release_code_versions`: every release model's code version (release.release_code_versions);
+    `release_fingerprint`: the release's (release_fingerprint.release_fingerprint)."""
     manifest = plan.manifest
     translator = ProjectDbtTranslator(plan)
     with_release_id = plan.release is not None
 
     def dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
         # A retry of a release that runs newer code than its parent stops before dbt changes
-        # anything: its new SQL could fail on what the parent built, or build on stale tables.
-        if plan.release is not None and context.run.job_name == plan.release.job_name:
-            refuse_release_of_two_code_versions(context, plan.release.job_name, release_code_versions)
+        # anything: its new SQL could fail on what the parent built, or build on stale tables. Any
+        # run that builds a release model is one (the release job, the UI's Materialize of the
+        # release, a re-execution of either).
+        if release_code_versions.keys() & context.selected_asset_keys:
+            refuse_release_of_two_code_versions(
+                context, plan.release.job_name, release_code_versions, release_fingerprint
+            )
         return run_dbt_vars(context.run, plan.config.vars_from_run_tags, with_release_id)
 
     excluded = [unique_id for pool in plan.snapshot_pools for unique_id in pool.unique_ids] + list(plan.partitioned)

@@ -246,6 +246,64 @@ class _Checker:
         )
 
 
+def asset_check_node(manifest: Mapping[str, Any], test: Mapping[str, Any]) -> str | None:
+    """The node whose Dagster asset check a dbt test becomes, by dagster-dbt's rule
+    (`dagster_dbt.asset_utils.get_asset_check_key_for_test`): a generic test's attached node, a
+    singular test's only parent, else the node its `meta.dagster.ref` names; None: no asset check."""
+    parents = test.get("depends_on", {}).get("nodes", [])
+    attached = test.get("attached_node")
+    if len(set(parents)) == 1:
+        attached = parents[0]
+    ref = ((test.get("config", {}).get("meta") or test.get("meta") or {}).get("dagster") or {}).get("ref") or {}
+    if ref:
+        wanted = (ref.get("name"), ref.get("package") or manifest["metadata"].get("project_name"), ref.get("version"))
+        attached = next(
+            (
+                unique_id
+                for unique_id, node in manifest["nodes"].items()
+                if (node["name"], node["package_name"], node.get("version")) == wanted
+            ),
+            None,
+        )
+    return attached or None
+
+
+def _refuse_release_tests_without_asset_check(
+    manifest: Mapping[str, Any], project_dir: Path, model_ids: frozenset[str]
+) -> None:
+    """A dbt test gates the release, but a retry from asset failure re-executes only failed or
+    missing assets and asset checks: a test that is no asset check is not run again, and a retry
+    after the run was stopped during it would promote models it never passed."""
+
+    def reads_release_model(parent_id: str) -> bool:
+        parent = manifest["nodes"].get(parent_id)
+        if parent is None:
+            return False
+        return parent_id in model_ids or (
+            _materialization(parent) == "ephemeral" and _has_parent_in(manifest, parent, model_ids)
+        )
+
+    for test in manifest["nodes"].values():
+        if test["resource_type"] != "test" or asset_check_node(manifest, test) is not None:
+            continue
+        parent_ids = test.get("depends_on", {}).get("nodes", [])
+        read = sorted(
+            manifest["nodes"][parent_id]["name"] for parent_id in parent_ids if reads_release_model(parent_id)
+        )
+        if not read:
+            continue
+        named_ref = ((test.get("config", {}).get("meta") or {}).get("dagster") or {}).get("ref")
+        why = f"its meta.dagster.ref {named_ref} names no node" if named_ref else "it reads several nodes"
+        raise PlatformConfigError(
+            str(project_dir / test.get("original_file_path", "")),
+            "config.meta.dagster.ref",
+            _describe(test),
+            f"reads release models {', '.join(read)} and is no Dagster asset check ({why}), so a retry "
+            "of a stopped release would not run it again before promoting. Attach it to one model it "
+            f"reads: `config: meta: dagster: ref: {{name: {read[0]}}}`",
+        )
+
+
 def _check_unique(names: list[tuple[str, str]], what: str) -> None:
     seen: dict[str, str] = {}
     for name, owner in names:
@@ -290,6 +348,7 @@ def _release_plan(
         return ids
 
     model_ids = models(release.select, "release.select")
+    _refuse_release_tests_without_asset_check(manifest, Path(project.project_dir), model_ids)
     for unique_id in sorted(model_ids & set(partitioned)):
         raise PlatformConfigError(
             file,

@@ -16,6 +16,8 @@ from dagster_code.dbt_cli import dbt_resource
 from dagster_code.jobs import build_asset_jobs, build_tests_schedules
 from dagster_code.nodes import asset_nodes, plan_project
 from dagster_code.release import build_release_assets, release_code_versions
+from dagster_code.release_fingerprint import release_fingerprint
+from dagster_code.release_vars import RELEASE_ID_VAR
 from dagster_code.step_outputs import compute_step_output_keys_once
 
 # What a module named in dagster.yml's `python_modules` must define.
@@ -45,13 +47,21 @@ def build_definitions(project: DbtProject) -> dg.Definitions:
     plan = plan_project(manifest, project, load_project_config(project_dir))
     key_of = {unique_id: dg.AssetKey([node["name"]]) for unique_id, node in asset_nodes(manifest).items()}
     model_code_versions = release_code_versions(plan, project) if plan.release is not None else {}
-    assets = build_dbt_assets(plan, project, model_code_versions)
+    fingerprint = (
+        release_fingerprint(
+            manifest, project_dir, plan.release.model_ids, [RELEASE_ID_VAR, *plan.config.vars_from_run_tags]
+        )
+        if plan.release is not None
+        else {}
+    )
+    assets = build_dbt_assets(plan, project, model_code_versions, fingerprint)
     if plan.release is not None:
         assets += build_release_assets(
             plan.release,
             {key_of[unique_id]: table for unique_id, table in plan.release.promoted_tables.items()},
             model_code_versions,
             plan.config.vars_from_run_tags,
+            fingerprint,
         )
     project_defs = dg.Definitions(
         assets=assets,

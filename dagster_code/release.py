@@ -19,7 +19,10 @@ upgrade` between a failure and its retry), while FROM_ASSET_FAILURE keeps every 
 built. So before promoting, `release/green_promoted` compares the code version each release model
 was built with, in whichever run of the group built it, with the definitions it runs now: a
 release built by two versions of the code is refused, naming the models and both versions, and
-green stays as it was (`release_code_versions_differ`). The promotion records, with the release id,
+green stays as it was (`release_code_versions_differ`). The same holds for what builds the release
+beyond its models' code (vars, dbt's and the packages' versions, the release's sources and seeds:
+dagster_code/release_fingerprint.py): `release/blue_prepared` records it, and a run of the group
+under another one is refused, naming each part that changed. The promotion records, with the release id,
 what built each promoted table (`built_by`: model, code version, run, image), so a reader of a
 green table can check its provenance.
 
@@ -38,6 +41,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from dagster_code.dbt_cli import run_operation
 from dagster_code.nodes import ProjectPlan, ReleasePlan
+from dagster_code.release_fingerprint import fingerprint_differences
 from dagster_code.release_vars import ROOT_RUN_ID_TAG, release_id, run_dbt_vars
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 from dagster_code.translator import BLUE_PREPARED_KEY, GREEN_PROMOTED_KEY, ProjectDbtTranslator
@@ -48,6 +52,12 @@ RELEASE_ASSET_TAGS = {RELEASE_TAG: RELEASE_TAG_VALUE}
 CODE_VERSION_TAG = "dagster/code_version"
 # Set by the Kubernetes run launcher on each run: the image its pod runs.
 IMAGE_TAG = "dagster/image"
+# blue_prepared's metadata: the release fingerprint the release started with.
+RELEASE_FINGERPRINT_METADATA = "release_fingerprint"
+RELEASE_ID_METADATA = "release_id"
+# blue_prepared materializations read to find the release's own: releases run one at a time, so
+# it is among the first after its root run was created.
+RECORDED_FINGERPRINT_SEARCH_LIMIT = 100
 
 
 class BuiltBy(NamedTuple):
@@ -129,32 +139,65 @@ def release_code_versions(plan: ProjectPlan, project: DbtProject) -> dict[dg.Ass
     return {spec.key: spec.code_version for spec in specs}
 
 
+def recorded_release_fingerprint(instance: dg.DagsterInstance, release: str) -> Mapping[str, str] | None:
+    """The fingerprint `release/blue_prepared` recorded for `release`; None if it recorded none
+    (a release started before fingerprints were recorded, or not prepared yet)."""
+    root = instance.get_run_record_by_id(release)
+    if root is None:
+        return None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=BLUE_PREPARED_KEY, after_timestamp=root.create_timestamp.timestamp()),
+        limit=RECORDED_FINGERPRINT_SEARCH_LIMIT,
+        ascending=True,
+    ).records
+    for record in records:
+        recorded = record.asset_materialization.metadata if record.asset_materialization else {}
+        if RELEASE_ID_METADATA in recorded and recorded[RELEASE_ID_METADATA].value == release:
+            fingerprint = recorded.get(RELEASE_FINGERPRINT_METADATA)
+            return fingerprint.value if fingerprint is not None else None
+    return None
+
+
 def refuse_release_of_two_code_versions(
-    context: dg.AssetExecutionContext, job_name: str, current: Mapping[dg.AssetKey, str | None]
+    context: dg.AssetExecutionContext,
+    job_name: str,
+    current: Mapping[dg.AssetKey, str | None],
+    current_fingerprint: Mapping[str, str],
 ) -> dict[dg.AssetKey, BuiltBy]:
     """What built each release model so far, in whichever run of the release's group; raises,
     naming the models and both versions, when any was built by other code than `current` (the
-    code versions of this run's definitions)."""
-    built = built_code_versions(context.instance, release_id(context.run), current)
-    refuse_two_code_versions(release_id(context.run), job_name, built, current)
+    code versions of this run's definitions), or naming each part of the release's fingerprint
+    that differs from `current_fingerprint` (this run's)."""
+    release = release_id(context.run)
+    built = built_code_versions(context.instance, release, current)
+    refuse_two_code_versions(context.instance, release, job_name, built, current, current_fingerprint)
     return built
 
 
 def refuse_two_code_versions(
-    release: str, job_name: str, built: Mapping[dg.AssetKey, BuiltBy], current: Mapping[dg.AssetKey, str | None]
+    instance: dg.DagsterInstance,
+    release: str,
+    job_name: str,
+    built: Mapping[dg.AssetKey, BuiltBy],
+    current: Mapping[dg.AssetKey, str | None],
+    current_fingerprint: Mapping[str, str],
 ) -> None:
     """Raises, naming the models and both versions, when `built` (built_code_versions') holds a
-    model built by other code than `current`."""
+    model built by other code than `current`, or naming each part of the fingerprint `release`
+    recorded that differs from `current_fingerprint`."""
     differ = release_code_versions_differ(built, current)
-    if differ:
+    recorded = recorded_release_fingerprint(instance, release)
+    parts_differ = fingerprint_differences(recorded, current_fingerprint) if recorded is not None else []
+    if differ or parts_differ:
         raise dg.Failure(
             description=(
                 f"Release {release} was built by two versions of the code (deployed between a "
                 "run and its retry): not promoted, green is unchanged.\n"
                 + "\n".join(f"{model}: {what}" for model, what in differ.items())
+                + "".join(f"\nchanged since the release started: {part}" for part in parts_differ)
                 + f"\nLaunch {job_name} again: a new run builds every model with the code deployed now."
             ),
-            metadata={"models": sorted(differ)},
+            metadata={"models": sorted(differ), "changed": parts_differ},
         )
 
 
@@ -163,9 +206,11 @@ def build_release_assets(
     promoted_keys: Mapping[dg.AssetKey, str],
     model_code_versions: Mapping[dg.AssetKey, str | None],
     vars_from_run_tags: Mapping[str, str],
+    fingerprint: Mapping[str, str],
 ) -> list[dg.AssetsDefinition]:
     """`promoted_keys`: {asset key: table} of the promoted models; `model_code_versions`: every
-    release model's (`release_code_versions`); `vars_from_run_tags`: dagster.yml's."""
+    release model's (`release_code_versions`); `vars_from_run_tags`: dagster.yml's;
+    `fingerprint`: the release's (release_fingerprint.release_fingerprint)."""
     tables = sorted(promoted_keys.values())
 
     def operation(context: dg.AssetExecutionContext, dbt: DbtCliResource, macro: str, **more: object) -> None:
@@ -180,7 +225,13 @@ def build_release_assets(
     def blue_prepared(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> dg.MaterializeResult:
         """Blue holds a copy of green's promoted tables, so a release starts from what consumers see."""
         operation(context, dbt, "clone_green_to_blue")
-        return dg.MaterializeResult(metadata={"release_id": release_id(context.run)})
+        return dg.MaterializeResult(
+            metadata={
+                RELEASE_ID_METADATA: release_id(context.run),
+                # The runs of the release compare theirs with it (refuse_release_of_two_code_versions).
+                RELEASE_FINGERPRINT_METADATA: dg.MetadataValue.json(dict(fingerprint)),
+            }
+        )
 
     @dg.asset(
         key=GREEN_PROMOTED_KEY,
@@ -194,7 +245,7 @@ def build_release_assets(
         group = release_id(context.run)
         built = built_code_versions(context.instance, group, [BLUE_PREPARED_KEY, *model_code_versions])
         refuse_incomplete_release(group, release.job_name, built, model_code_versions.keys())
-        refuse_two_code_versions(group, release.job_name, built, model_code_versions)
+        refuse_two_code_versions(context.instance, group, release.job_name, built, model_code_versions, fingerprint)
         built_by = {
             table: {"model": key.to_user_string(), **built[key]._asdict()}
             for key, table in promoted_keys.items()

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtProject
 
-from dagster_code.code_versions import macro_aware_code_version
+from dagster_code.code_versions import CodeVersions
 from dagster_code.nodes import ProjectPlan
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
 
@@ -25,6 +25,7 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
         super().__init__()
         self._plan = plan
         self._first_release_models = plan.first_release_models()
+        self._code_versions = CodeVersions(plan.manifest)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return self._plan.groups.get(dbt_resource_props["unique_id"])
@@ -37,7 +38,7 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
             # A model's key is its name: the schema it builds in (blue) is not where it is read.
             key=dg.AssetKey([manifest["nodes"][unique_id]["name"]]),
             group_name=self._plan.groups[unique_id],
-            code_version=macro_aware_code_version(manifest, unique_id),
+            code_version=self._code_versions.of(unique_id),
         )
         # The first release models wait for blue to be prepared from green.
         if unique_id in self._first_release_models:

@@ -4,6 +4,7 @@ regular incremental model, snapshots in two pools, a release of three marts, a p
 under dbt_packages/). Definitions load, and a full build succeeds on the real PostgreSQL."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ from dagster_dbt import DbtProject
 
 from dagster_code.project_definitions import build_definitions
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
+from dagster_code.translator import GREEN_PROMOTED_KEY
 from tests.conftest import REPO_ROOT
 from tests.support import parsed_project, query, run_job, table_exists
 
@@ -19,12 +21,15 @@ PROJECTS = Path(__file__).parent / "dbt_projects"
 BLUE_GREEN_PACKAGE = REPO_ROOT / "dagster_code" / "dbt_blue_green"
 
 
-def prepared_project(name: str, tmp_path: Path) -> DbtProject:
-    """A copy of the project, its packages in dbt_packages/ as `dbt deps` leaves them, parsed."""
+def prepared_project(name: str, tmp_path: Path, edit: Callable[[Path], None] | None = None) -> DbtProject:
+    """A copy of the project, its packages in dbt_packages/ as `dbt deps` leaves them, `edit`ed
+    (given the copy's folder), parsed."""
     project_dir = tmp_path / name
     shutil.copytree(PROJECTS / name, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
     if (project_dir / "packages.yml").exists():
         shutil.copytree(BLUE_GREEN_PACKAGE, project_dir / "dbt_packages" / "dagster_blue_green")
+    if edit is not None:
+        edit(project_dir)
     return parsed_project(project_dir)
 
 
@@ -146,3 +151,37 @@ def test_configured_project_full_build(acme, warehouse, instance):
     assert hourly.success
     assert query(warehouse, "select event_id from events.events_hourly order by 1") == [(1,), (2,)]
     assert query(warehouse, "select count(*) from snapshots.snap_events") == [(4,)]
+
+
+def test_release_retried_after_a_seed_changed_is_refused_naming_the_seed(acme, warehouse, instance, tmp_path):
+    """A seed is part of the code deployed: its new contents, loaded between a stopped release and
+    its retry, would reach the models the retry builds beside those the parent built from the old."""
+    seeds = build_all_unpartitioned(acme, instance, ["countries_seed", "customers_seed", "events_seed"])
+    assert seeds.success
+    release_job = acme.resolve_job_def("release_job")
+    built_keys = set(release_job.asset_layer.executable_asset_keys) - {GREEN_PROMOTED_KEY}
+    parent = release_job.execute_in_process(instance=instance, asset_selection=list(built_keys), raise_on_error=False)
+    assert parent.success
+
+    def add_a_customer(project_dir: Path) -> None:
+        seed_file = project_dir / "seeds" / "customers_seed.csv"
+        seed_file.write_text(seed_file.read_text() + "99,Late,FR\n")
+
+    retry = (
+        build_definitions(prepared_project("acme", tmp_path / "next", edit=add_a_customer))
+        .resolve_job_def("release_job")
+        .execute_in_process(
+            instance=instance,
+            asset_selection=[GREEN_PROMOTED_KEY],
+            tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
+            raise_on_error=False,
+        )
+    )
+
+    assert not retry.success
+    (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "release__green_promoted"
+    message = failure.step_failure_data.user_failure_data.description
+    assert "changed since the release started: seed 'customers_seed' contents " in message, message
+    assert "stg_customers: built by code version" in message, message
+    assert not table_exists(warehouse, "green", "mart_countries")

@@ -4,17 +4,20 @@ and the platform names nothing of the example project."""
 import copy
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from dagster_dbt import DbtProject
+from dagster_dbt import DagsterDbtTranslator, DbtProject
+from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
 from dagster_code.config import PlatformConfigError, load_project_config
-from dagster_code.nodes import plan_project
+from dagster_code.nodes import asset_check_node, plan_project
 from dagster_code.release_vars import PLATFORM_VARS, RELEASE_ID_VAR
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
-from tests.test_any_dbt_project import prepared_project
+from tests.support import parsed_project
+from tests.test_any_dbt_project import BLUE_GREEN_PACKAGE, PROJECTS, prepared_project
 
 PLATFORM_DIR = REPO_ROOT / "dagster_code"
 ACME_RELEASE = {"select": "path:models/staging path:models/marts"}
@@ -210,3 +213,78 @@ def _without_kernel_file_names(line: str) -> str:
     for name in KERNEL_FILE_NAMES:
         line = line.replace(name, "")
     return line
+
+
+# A singular test over two release models and one over two seeds (not in acme's release).
+SINGULAR_TESTS = {
+    "assert_customers_match_countries.sql": (
+        "select 1 from {{ ref('dim_customers') }} c\nfull join {{ ref('mart_countries') }} m on false\nwhere false\n"
+    ),
+    "assert_seeds_overlap.sql": (
+        "select 1 from {{ ref('customers_seed') }} c\nfull join {{ ref('countries_seed') }} s on false\nwhere false\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def acme_with_singular_tests(tmp_path_factory, pg) -> tuple[DbtProject, dict]:
+    from tests.conftest import warehouse_env
+
+    project_dir = tmp_path_factory.mktemp("acme_tests") / "acme"
+    shutil.copytree(PROJECTS / "acme", project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(BLUE_GREEN_PACKAGE, project_dir / "dbt_packages" / "dagster_blue_green")
+    (project_dir / "tests").mkdir()
+    for name, sql in SINGULAR_TESTS.items():
+        (project_dir / "tests" / name).write_text(sql)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in warehouse_env(pg, "warehouse").items():
+            patch.setenv(key, value)
+        project = parsed_project(project_dir)
+    return project, json.loads(project.manifest_path.read_text())
+
+
+def _with_ref(manifest: dict, test_name: str, ref: dict) -> dict:
+    changed = copy.deepcopy(manifest)
+    test = node_of(changed, test_name)
+    test["config"]["meta"] = {"dagster": {"ref": ref}}
+    return changed
+
+
+def test_release_test_that_is_no_asset_check_is_refused_naming_it_and_the_fix(acme_with_singular_tests):
+    project, manifest = acme_with_singular_tests
+
+    message = refused(project, manifest)
+
+    test_file = Path(project.project_dir) / "tests" / "assert_customers_match_countries.sql"
+    assert f"{test_file}: config.meta.dagster.ref on test 'assert_customers_match_countries'" in message
+    assert "reads release models dim_customers, mart_countries" in message
+    assert "(it reads several nodes)" in message
+    assert "`config: meta: dagster: ref: {name: dim_customers}`" in message
+    # A ref that names no node makes no asset check either.
+    message = refused(project, _with_ref(manifest, "assert_customers_match_countries", {"name": "dim_customer"}))
+    assert "its meta.dagster.ref {'name': 'dim_customer'} names no node" in message
+
+
+def test_release_test_attached_to_a_model_loads_and_is_an_asset_check(acme_with_singular_tests):
+    project, manifest = acme_with_singular_tests
+    attached = _with_ref(manifest, "assert_customers_match_countries", {"name": "mart_countries"})
+
+    plan = plan_with(project, attached)
+
+    assert plan.release is not None
+    # Its check is the one dagster-dbt makes (the seeds' test stays no check: it reads no release model).
+    translator = DagsterDbtTranslator()
+    for unique_id, node in attached["nodes"].items():
+        if node["resource_type"] == "test":
+            check = get_asset_check_key_for_test(attached, translator, unique_id, project)
+            node_id = asset_check_node(attached, node)
+            expected = translator.get_asset_spec(attached, node_id, project).key if node_id else None
+            assert (check.asset_key if check else None) == expected, unique_id
+
+
+def test_test_that_is_no_asset_check_loads_without_a_release(acme_with_singular_tests):
+    project, manifest = acme_with_singular_tests
+
+    plan = plan_with(project, manifest, {"snapshots": {"default_pool": "dbt-snapshots"}})
+
+    assert plan.release is None

@@ -492,3 +492,69 @@ def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(
     assert parent.run_id in changed_lines[0]
     assert schema_contents(warehouse, GREEN) == green_before
     assert [release for release, _ in release_log(warehouse)] == [before.run_id]
+
+
+def _quote_shop_sources(project):
+    path = project / "models" / "staging" / "_shop__sources.yml"
+    text = path.read_text()
+    assert "    schema: raw\n" in text
+    path.write_text(text.replace("    schema: raw\n", "    schema: raw\n    quoting:\n      identifier: true\n", 1))
+
+
+def _change_start_date_var(project):
+    path = project / "dbt_project.yml"
+    text = path.read_text()
+    assert 'start_date: "2024-01-01"' in text
+    path.write_text(text.replace('start_date: "2024-01-01"', 'start_date: "2023-01-01"'))
+
+
+@pytest.mark.parametrize(
+    ("edit", "retried", "refused_by", "changed_part", "changed_models"),
+    [
+        # The relation a source names: its models' code versions change, and the source is named.
+        (_quote_shop_sources, (), "release__green_promoted", "source 'shop.orders'", {"stg_shop__orders"}),
+        # A var: no model's SQL changes, only the release's fingerprint.
+        (_change_start_date_var, MARTS, "dbt_models", "var 'start_date'", set()),
+    ],
+    ids=["source-at-promotion", "var-before-dbt"],
+)
+def test_release_retried_under_changed_source_or_var_is_refused_naming_it(
+    defs, warehouse, instance, tmp_path, edit, retried, refused_by, changed_part, changed_models
+):
+    """What builds a release beyond its models' SQL changed between a stopped run and its retry:
+    the retry refuses before it changes anything, naming what changed."""
+    load_raw(warehouse)
+    release_job = defs.resolve_job_def("release_job")
+    retried_keys = {GREEN_PROMOTED_KEY, *(dg.AssetKey(model) for model in retried)}
+    built_keys = set(release_job.asset_layer.executable_asset_keys) - retried_keys
+    parent = release_job.execute_in_process(instance=instance, asset_selection=list(built_keys), raise_on_error=False)
+    assert parent.success
+    blue_before = schema_contents(warehouse, BLUE, tables=sorted(set(MARTS) - set(retried)))
+
+    changed = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
+    edit(changed)
+    retry = (
+        build_definitions(parsed_project(changed))
+        .resolve_job_def("release_job")
+        .execute_in_process(
+            instance=instance,
+            asset_selection=list(retried_keys),
+            tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
+            raise_on_error=False,
+        )
+    )
+
+    assert not retry.success
+    (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == refused_by
+    assert retry.get_asset_materialization_events() == []
+    assert schema_contents(warehouse, BLUE, tables=sorted(set(MARTS) - set(retried))) == blue_before
+    message = failure.step_failure_data.user_failure_data.description
+    changed_lines = [line for line in message.splitlines() if line.startswith("changed since the release started: ")]
+    assert any(line.startswith(f"changed since the release started: {changed_part} ") for line in changed_lines), (
+        message
+    )
+    models_named = {line.split(":")[0] for line in message.splitlines() if "built by code version" in line}
+    assert changed_models <= models_named, message
+    assert not table_exists(warehouse, GREEN, "fct_orders")
