@@ -68,10 +68,14 @@ class PlatformRunCoordinator(QueuedRunCoordinator):
         coordinator._retry_strategy = retry_strategy
         return coordinator
 
+    @property
+    def retry_strategy(self) -> str:
+        return self._retry_strategy
+
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run
         if run.status == DagsterRunStatus.NOT_STARTED:
-            tags = policy_tags(run, self._retry_strategy, release_tag_values(run, context))
+            tags = policy_tags(run, self.retry_strategy, release_tag_values(run, context))
             if tags:
                 self._instance.add_run_tags(run.run_id, tags)
                 run = self._instance.get_run_by_id(run.run_id) or run

@@ -121,7 +121,8 @@ def test_install_then_upgrade_hooks_on_postgresql(render, hook_env, monkeypatch)
     values = load_values(CHART_DIR / "ci" / "pools-changed-values.yaml")
     with DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_coordinator).__name__ == "PlatformRunCoordinator"
+        assert instance.run_coordinator.retry_strategy == values["dagsterDaemon"]["runRetries"]["strategy"]
         assert (
             instance.run_coordinator.dequeue_interval_seconds == values["concurrency"]["runs"]["dequeueIntervalSeconds"]
         )
