@@ -253,13 +253,14 @@ class DagsterApi:
                 return runs[0].run_id if runs else None
             time.sleep(REQUEST_RETRY_SECONDS)
 
-    def launch_backfill(self, partitions: list[str], assets: list[str]) -> str:
+    def launch_backfill(self, partitions: list[str], assets: list[str], tags: dict[str, str] | None = None) -> str:
         """A backfill of `partitions` of `assets`, as the UI's dialog launches one: the runs their
-        backfill policies ask for."""
+        backfill policies ask for, each tagged with `tags`."""
         params = {
             "partitionNames": partitions,
             "fromFailure": False,
             "assetSelection": [{"path": key.split("/")} for key in assets],
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
         }
         data = self.query(
             """mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
