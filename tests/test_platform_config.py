@@ -15,6 +15,7 @@ from dagster_dbt.asset_utils import get_asset_check_key_for_test
 from dagster_code.config import PlatformConfigError, load_project_config
 from dagster_code.nodes import asset_check_node, plan_project
 from dagster_code.release_vars import PLATFORM_VARS, RELEASE_ID_VAR
+from dagster_code.run_coordinator import RELEASE_TAG
 from tests.conftest import DBT_PROJECT_DIR, REPO_ROOT
 from tests.support import parsed_project
 from tests.test_any_dbt_project import BLUE_GREEN_PACKAGE, PROJECTS, prepared_project
@@ -147,6 +148,21 @@ def test_platform_var_from_a_run_tag_is_refused(tmp_path, var):
     with pytest.raises(PlatformConfigError) as error:
         load_project_config(tmp_path)
     assert f"{config_file}: vars_from_run_tags.{var} on the project: dbt var '{var}' is set by the platform" in str(
+        error.value
+    )
+
+
+def test_release_tag_in_release_run_tags_is_refused_and_other_tags_are_added(tmp_path):
+    """The platform's release tag serializes releases; a project's run_tags add to it, never
+    replace it (the run coordinator puts it on every run that selects a release asset)."""
+    config_file = tmp_path / "dagster.yml"
+    release = {"select": "path:models", "run_tags": {"team": "sales"}}
+    config_file.write_text(yaml.safe_dump({"release": release}))
+    assert dict(load_project_config(tmp_path).release.run_tags) == {"team": "sales"}
+    config_file.write_text(yaml.safe_dump({"release": {**release, "run_tags": {RELEASE_TAG: "mine"}}}))
+    with pytest.raises(PlatformConfigError) as error:
+        load_project_config(tmp_path)
+    assert f"{config_file}: release.run_tags.{RELEASE_TAG} on the project: the platform sets this tag" in str(
         error.value
     )
 

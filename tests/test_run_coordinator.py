@@ -89,6 +89,27 @@ def test_every_run_that_writes_blue_carries_the_release_tag_whatever_its_tags(wo
     assert run.tags[RELEASE_TAG] == RELEASE_TAG_VALUE
 
 
+REEXECUTE_MUTATION = """mutation ($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) {
+  __typename
+  ... on LaunchRunSuccess { run { runId } }
+  ... on PythonError { message }
+} }"""
+
+
+def test_a_ui_reexecution_without_its_parents_tags_gets_the_policy(workspace, instance):
+    """The UI's "Re-execute" of a failed run of one release model, its parent's tags left off."""
+    parent = launch(workspace, IMPLICIT_ASSET_JOB, [RELEASED])
+    instance.report_run_failed(parent)
+    params = {"parentRunId": parent.run_id, "strategy": "FROM_FAILURE", "useParentRunTags": False}
+    result = execute_dagster_graphql(workspace, REEXECUTE_MUTATION, {"params": params})
+    answer = result.data["launchRunReexecution"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    run = instance.get_run_by_id(answer["run"]["runId"])
+    assert run.parent_run_id == parent.run_id
+    assert run.tags[RETRY_STRATEGY_TAG] == "FROM_ASSET_FAILURE"
+    assert run.tags[RELEASE_TAG] == RELEASE_TAG_VALUE
+
+
 def test_a_run_outside_the_release_keeps_the_release_tag_it_was_given(workspace):
     """Only the platform's own value is serialized by the chart; a run that writes no blue table is
     left as launched."""
