@@ -439,6 +439,29 @@ def _operation(tmp_path, macro: str, release: str, dbt_vars: dict | None = None)
     )
 
 
+def retry_on_changed_code(instance, parent_run_id, retried_keys, tmp_path, edit) -> dg.ExecuteInProcessResult:
+    """The retry of `parent_run_id` (a root run) by the definitions of a copy of the example changed
+    by `edit`, as after a deploy between a failure and its retry."""
+    changed = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
+    edit(changed)
+    return (
+        build_definitions(parsed_project(changed))
+        .resolve_job_def("release_job")
+        .execute_in_process(
+            instance=instance,
+            asset_selection=list(retried_keys),
+            tags={"dagster/root_run_id": parent_run_id, "dagster/parent_run_id": parent_run_id},
+            raise_on_error=False,
+        )
+    )
+
+
+def _change_orders_staging_sql(project):
+    model = project / "models" / "staging" / "stg_shop__orders.sql"
+    model.write_text(model.read_text() + "\n-- changed by the next deployment\n")
+
+
 @pytest.mark.parametrize(
     ("retried", "refused_by"),
     [
@@ -468,17 +491,7 @@ def test_release_built_by_two_code_versions_is_refused_and_green_unchanged(
     blue_before = schema_contents(warehouse, BLUE)
 
     # The code deployed before the retry: stg_shop__orders's SQL changed.
-    changed = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
-    model = changed / "models" / "staging" / "stg_shop__orders.sql"
-    model.write_text(model.read_text() + "\n-- changed by the next deployment\n")
-    new_defs = build_definitions(parsed_project(changed))
-    retry = new_defs.resolve_job_def("release_job").execute_in_process(
-        instance=instance,
-        asset_selection=list(retried_keys),
-        tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
-        raise_on_error=False,
-    )
+    retry = retry_on_changed_code(instance, parent.run_id, retried_keys, tmp_path, _change_orders_staging_sql)
 
     assert not retry.success
     (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
@@ -531,19 +544,7 @@ def test_release_retried_under_changed_source_or_var_is_refused_naming_it(
     assert parent.success
     blue_before = schema_contents(warehouse, BLUE, tables=sorted(set(MARTS) - set(retried)))
 
-    changed = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT_DIR, changed, ignore=shutil.ignore_patterns("target", "logs"))
-    edit(changed)
-    retry = (
-        build_definitions(parsed_project(changed))
-        .resolve_job_def("release_job")
-        .execute_in_process(
-            instance=instance,
-            asset_selection=list(retried_keys),
-            tags={"dagster/root_run_id": parent.run_id, "dagster/parent_run_id": parent.run_id},
-            raise_on_error=False,
-        )
-    )
+    retry = retry_on_changed_code(instance, parent.run_id, retried_keys, tmp_path, edit)
 
     assert not retry.success
     (failure,) = [e for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
