@@ -36,6 +36,10 @@ from tests.support import GREEN, MARTS, release_log, schema_contents, table_exis
 # sleeps under the slow-model tag.
 PARTITIONED_MODEL = "fct_app_events"
 BACKFILL_PARTITIONS = [(EVENTS_START + timedelta(days=day)).isoformat() for day in range(2)]
+# Built first, alone: the backfill's runs then update an existing table. Two runs that both build
+# an incremental model's table for the first time race on its creation ("relation already
+# exists"), whatever the platform does about retries.
+FIRST_BUILT_PARTITION = (EVENTS_START + timedelta(days=len(BACKFILL_PARTITIONS))).isoformat()
 BACKFILL_RUNS_TIMEOUT_SECONDS = 180
 # The evicted run's step has started dbt; the fault lands inside the pre-hook's sleep.
 INTO_THE_SLEEP_SECONDS = 5
@@ -44,6 +48,12 @@ BACKFILL_TAG = "dagster/backfill"
 
 def test_backfill_run_evicted_retry_builds_its_partition_once(chaos_deployment: Deployment) -> None:
     deployment, api = chaos_deployment, chaos_deployment.api
+    first_id = api.launch_run(
+        IMPLICIT_ASSET_JOB_NAME, {"dagster/partition": FIRST_BUILT_PARTITION}, [PARTITIONED_MODEL]
+    )
+    deployment.runs_to_save.append(first_id)
+    first = wait_run_finished(api, first_id, RELEASE_TIMEOUT_SECONDS, f"{PARTITIONED_MODEL} {FIRST_BUILT_PARTITION}")
+    assert first.status == "SUCCESS", failure_messages(api, first_id)
     backfill_id = api.launch_backfill(
         BACKFILL_PARTITIONS, [PARTITIONED_MODEL], tags={SLOW_MODEL_TAG: str(CHAOS_SLOW_MODEL_SECONDS)}
     )
