@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dagster import AssetKey, Enum, EnumValue, Field
+from dagster import Enum, EnumValue, Field
 from dagster._config import UserConfigSchema
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
@@ -110,9 +110,5 @@ def release_tag_values(run: DagsterRun, context: SubmitRunContext) -> set[str]:
     if run.asset_selection is None:
         snaps = repository.get_asset_node_snaps(run.job_name)
     else:
-        snaps = filter(None, map(repository.get_asset_node_snap, _asset_keys(run.asset_selection)))
+        snaps = filter(None, map(repository.get_asset_node_snap, run.asset_selection))
     return {snap.tags[RELEASE_TAG] for snap in snaps if snap.tags and RELEASE_TAG in snap.tags}
-
-
-def _asset_keys(keys: Iterable[AssetKey]) -> list[AssetKey]:
-    return sorted(keys, key=lambda key: key.to_user_string())
