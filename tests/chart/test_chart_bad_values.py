@@ -252,7 +252,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     (
         "existing-service-account-without-name",
         {"serviceAccount": {"create": False}},
-        "serviceAccount.name is required when serviceAccount.create is false",
+        "serviceAccount.runWorker.name is required when serviceAccount.create is false",
     ),
     (
         "additional-instance-config-turns-retries-off",
@@ -403,7 +403,15 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
             "postgresql": {"enabled": False},
             "externalPostgresql": {"host": "db", "existingSecret": "db"},
         },
-        "existing-service-account": {"serviceAccount": {"create": False, "name": "dagster-runs"}},
+        "existing-service-account": {
+            "serviceAccount": {
+                "create": False,
+                **{
+                    key: {"name": "dagster"}
+                    for key in ("webserver", "daemon", "codeLocation", "runWorker", "postgresql", "hooks")
+                },
+            }
+        },
         "ingress": {
             "dagsterWebserver": {
                 "ingress": {

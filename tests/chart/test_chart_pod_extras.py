@@ -111,7 +111,7 @@ def test_empty_defaults_add_nothing(render, values_file):
     run_k8s_config = rendered.instance_config()["run_launcher"]["config"]["run_k8s_config"]
     assert set(run_k8s_config) == {"container_config", "pod_spec_config", "job_spec_config"}
     assert set(run_k8s_config["container_config"]) == {"securityContext", "env"}
-    assert set(run_k8s_config["pod_spec_config"]) == {"securityContext", "tolerations"}
+    assert set(run_k8s_config["pod_spec_config"]) == {"automountServiceAccountToken", "securityContext", "tolerations"}
     code_location = rendered.one("Deployment", "-code-location")["spec"]["template"]["spec"]
     (constraint,) = code_location["topologySpreadConstraints"]
     assert constraint["topologyKey"] == "kubernetes.io/hostname"

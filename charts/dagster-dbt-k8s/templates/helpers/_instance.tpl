@@ -94,7 +94,7 @@ run_launcher:
     image_pull_secrets:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    service_account_name: {{ include "dagster-dbt-k8s.serviceAccountName" . }}
+    service_account_name: {{ include "dagster-dbt-k8s.serviceAccountName" (list . "runWorker") }}
     instance_config_map: {{ include "dagster-dbt-k8s.instanceConfigMapName" . }}
     dagster_home: {{ .Values.dagsterHome }}
     load_incluster_config: true
@@ -153,6 +153,9 @@ run_launcher:
         {{- end }}
       {{- end }}
       pod_spec_config:
+        # The in-process executor starts no Jobs: the run worker calls no API (see
+        # dagster-dbt-k8s.mountsServiceAccountToken).
+        automountServiceAccountToken: {{ include "dagster-dbt-k8s.mountsServiceAccountToken" (list . "runWorker") | eq "true" }}
         securityContext:
           {{- include "dagster-dbt-k8s.podSecurityContext" . | nindent 10 }}
         {{- with include "dagster-dbt-k8s.podScheduling" $runExtras }}

@@ -24,12 +24,20 @@
 {{- printf "%s-%s" (include "dagster-dbt-k8s.fullname" $root | trunc 40 | trimSuffix "-") (index . 1) }}
 {{- end }}
 
+{{/*
+The ServiceAccount of one component: call with list $ <key of serviceAccount> (webserver, daemon,
+codeLocation, runWorker, postgresql, hooks). Defaults to <fullname>-<key in kebab case>.
+*/}}
 {{- define "dagster-dbt-k8s.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "dagster-dbt-k8s.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false: name an existing ServiceAccount allowed to manage Jobs and Pods" .Values.serviceAccount.name }}
-{{- end }}
+{{- $root := index . 0 -}}
+{{- $key := index . 1 -}}
+{{- $account := index $root.Values.serviceAccount $key -}}
+{{- if $root.Values.serviceAccount.create -}}
+{{- default (include "dagster-dbt-k8s.componentName" (list $root (kebabcase $key))) $account.name -}}
+{{- else -}}
+{{- $needs := dict "webserver" "allowed to delete Jobs and to list and delete Pods in the release namespace (terminating a run from the UI)" "daemon" "allowed what templates/daemon-role.yaml allows (the run launcher's Job and Pod calls)" -}}
+{{- required (printf "serviceAccount.%s.name is required when serviceAccount.create is false: name an existing ServiceAccount %s" $key (get $needs $key | default "(it needs no permissions)")) $account.name -}}
+{{- end -}}
 {{- end }}
 
 {{- define "dagster-dbt-k8s.instanceConfigMapName" -}}

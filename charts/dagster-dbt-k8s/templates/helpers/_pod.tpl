@@ -1,14 +1,33 @@
 {{/* Pieces shared by every pod that runs the project image. */}}
 
 {{/*
-Pod-level fields: service account, pull secrets, security context, the pod extras' scheduling
-(call with list $ <pod extras>). The token stays mounted:
-every dagster process that loads the instance (`dagster instance migrate` included) builds the
-K8sRunLauncher, which loads the in-cluster config.
+Whether a pod of the account's component mounts its token ("true" or empty): call with list $
+<key of serviceAccount>. The webserver and the daemon call the API; the migrate hook's
+`dagster instance migrate` prints the instance's info, which builds the run launcher, which loads
+the in-cluster config (token and CA) though it calls nothing. With resume attempts above 0 every
+process that loads the instance builds the run launcher (Dagster checks it can resume), so then
+every project pod needs the token. No other process reads it.
+*/}}
+{{- define "dagster-dbt-k8s.mountsServiceAccountToken" -}}
+{{- $root := index . 0 -}}
+{{- if or (has (index . 1) (list "webserver" "daemon" "migrate")) (gt (int $root.Values.dagsterDaemon.runMonitoring.maxResumeRunAttempts) 0) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Pod-level fields: the component's service account and whether its token is mounted, pull
+secrets, security context, the pod extras' scheduling. Call with list $ <pod extras> <key of
+serviceAccount> [<token reader>]: the reader (default the key) names the process for
+dagster-dbt-k8s.mountsServiceAccountToken, e.g. "migrate" for the hooks' account.
 */}}
 {{- define "dagster-dbt-k8s.projectPodSpec" -}}
 {{- $root := index . 0 -}}
-serviceAccountName: {{ include "dagster-dbt-k8s.serviceAccountName" $root }}
+{{- $account := index . 2 -}}
+{{- $reader := $account -}}
+{{- if gt (len .) 3 }}{{ $reader = index . 3 }}{{ end -}}
+serviceAccountName: {{ include "dagster-dbt-k8s.serviceAccountName" (list $root $account) }}
+automountServiceAccountToken: {{ include "dagster-dbt-k8s.mountsServiceAccountToken" (list $root $reader) | eq "true" }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -20,12 +39,6 @@ securityContext:
 {{- end }}
 {{- end }}
 
-{{/*
-Container fields: image, pull policy, security context, the env contract, then the pod extras'
-envFrom and env. Call with list $ <pod extras> [<code location>]: the image is the location's
-(one of dagster-dbt-k8s.codeLocations), by default codeLocation's. `env` comes last, for callers
-to add to.
-*/}}
 {{- define "dagster-dbt-k8s.projectContainer" -}}
 {{- $root := index . 0 -}}
 {{- $extras := index . 1 -}}
