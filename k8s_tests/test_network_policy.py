@@ -1,11 +1,15 @@
-"""The chart's NetworkPolicies, enforced on kind by the cluster's own enforcer
-(k8s_tests/cluster/images/network-policy, installed by k8s_tests/cluster/up.sh).
+"""The chart's isolation on kind: its NetworkPolicies, enforced by the cluster's own enforcer
+(k8s_tests/cluster/images/network-policy, installed by k8s_tests/cluster/up.sh), and its
+per-component ServiceAccounts, as the API server's authorizer sees them.
 
 On the chaos suite's release (`chaos_deployment`: installed by hack/up.sh, policies on by default,
 and its raw_data_job run already succeeded through them): a pod of another namespace cannot open a
-TCP connection to PostgreSQL or to a code server's gRPC port, by Service or by any pod's address
-(every node's enforcer is asked), while it can reach the webserver, which no policy covers, so
-what fails is the policy, not the network; from inside the release (the daemon) both connect.
+TCP connection to the webserver, PostgreSQL or a code server's gRPC port, by Service or by any
+pod's address (every node's enforcer is asked); once networkPolicy.webserver.ingressFrom names its
+namespace it reaches the webserver, so what fails is the policy, not the network; from inside the
+release (the daemon) PostgreSQL and the code server connect. A pod with the run pods' labels
+reaches PostgreSQL and the code server but not a listener of another namespace (egress).
+`kubectl auth can-i` as each component's ServiceAccount allows exactly its Role's verbs.
 A policy created, changed and deleted in a namespace of the test's own takes effect within
 POLICY_APPLIED_SECONDS; the time it took is printed.
 """
@@ -22,7 +26,15 @@ import pytest
 from kubernetes import client
 
 from k8s_tests.harness.cluster import KindCluster, tool, wait_until
-from k8s_tests.harness.deployment import POSTGRESQL_SERVICE, WEBSERVER_SERVICE, Deployment
+from k8s_tests.harness.deployment import (
+    CHART_DIR,
+    FULLNAME,
+    KIND_VALUES,
+    POSTGRESQL_SERVICE,
+    RELEASE_NAME,
+    WEBSERVER_SERVICE,
+    Deployment,
+)
 
 ENFORCER_NAMESPACE = "kube-system"
 ENFORCER_DAEMONSET = "network-policy"
@@ -32,6 +44,9 @@ POD_READY_SECONDS = 180
 # From a NetworkPolicy change in the API to the nodes' rules (the enforcer debounces 250 ms).
 POLICY_APPLIED_SECONDS = 15
 LISTENER_PORT = 8080
+COMPONENT = "app.kubernetes.io/component"
+# The components the chart's NetworkPolicies select, one each (the default-deny selects them all).
+POLICY_COMPONENTS = ["code-location", "daemon", "migrate", "pools", "postgresql", "run-worker", "test", "webserver"]
 # Run in a pod: connects to each "host:port" of argv[1] (JSON) and prints {target: outcome}.
 CONNECT_SCRIPT = """
 import json, socket, sys
@@ -201,22 +216,187 @@ def release_targets(deployment: Deployment) -> dict[str, list[str]]:
 
 def test_the_chart_installed_its_policies(chaos_deployment: Deployment, k8s_client: client.ApiClient):
     policies = client.NetworkingV1Api(k8s_client).list_namespaced_network_policy(chaos_deployment.namespace).items
-    protected = sorted(p.spec.pod_selector.match_labels["app.kubernetes.io/component"] for p in policies)
-    assert protected == ["code-location", "postgresql"]
+    protected = sorted(p.spec.pod_selector.match_labels.get(COMPONENT, "(every pod)") for p in policies)
+    assert protected == sorted(["(every pod)", *POLICY_COMPONENTS]), protected
+    (deny,) = [p for p in policies if COMPONENT not in p.spec.pod_selector.match_labels]
+    assert deny.spec.policy_types == ["Ingress", "Egress"]
 
 
-def test_another_namespace_reaches_neither_postgresql_nor_the_code_server(
+def test_another_namespace_reaches_nothing_of_the_release(
     chaos_deployment: Deployment, kind_cluster: KindCluster, namespace: str, outsider: str
 ):
     targets = release_targets(chaos_deployment)
     outcomes = connect_from(kind_cluster, namespace, outsider, [t for group in targets.values() for t in group])
     print(f"from {namespace}/{outsider}: {outcomes}")
-    # The control: the same pod reaches the webserver, which no policy covers.
-    assert all(outcomes[t] == "connected" for t in targets["webserver"]), outcomes
-    for protected in ("postgresql", "code server"):
+    for protected in ("webserver", "postgresql", "code server"):
         for target in targets[protected]:
             assert outcomes[target] != "connected", f"{protected} at {target} accepted a pod of namespace {namespace}"
             assert "timed out" in outcomes[target], f"{target}: dropped packets time out; got {outcomes[target]}"
+
+
+def webserver_policy(namespace: str, ingress_from: list[dict[str, Any]]) -> str:
+    """The chart's webserver NetworkPolicy as hack/up.sh installs it (its values), with
+    networkPolicy.webserver.ingressFrom set."""
+    result = subprocess.run(
+        [
+            tool("helm"),
+            "template",
+            RELEASE_NAME,
+            str(CHART_DIR),
+            "--namespace",
+            namespace,
+            "--values",
+            str(KIND_VALUES),
+            "--set-json",
+            f"networkPolicy.webserver.ingressFrom={json.dumps(ingress_from)}",
+            "--show-only",
+            "templates/webserver-networkpolicy.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_webserver_admits_what_ingress_from_names(
+    chaos_deployment: Deployment, kind_cluster: KindCluster, namespace: str, outsider: str
+):
+    """The webserver's policy rendered with ingressFrom naming the outsider's namespace and applied
+    over the release's (cheaper than a helm upgrade, which runs both hooks); restored after."""
+    targets = release_targets(chaos_deployment)["webserver"]
+    ns = chaos_deployment.namespace
+    allow = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]
+
+    def apply(manifest: str) -> None:
+        result = subprocess.run(
+            [tool("kubectl"), "--kubeconfig", str(kind_cluster.kubeconfig), "-n", ns, "apply", "-f", "-"],
+            input=manifest,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+    apply(webserver_policy(ns, allow))
+    try:
+
+        def reached() -> tuple[bool, dict[str, str]]:
+            found = connect_from(kind_cluster, namespace, outsider, targets)
+            return all(outcome == "connected" for outcome in found.values()), found
+
+        outcomes = wait_until(
+            f"{namespace}/{outsider} to reach the webserver at {targets} once ingressFrom names {namespace}",
+            reached,
+            POLICY_APPLIED_SECONDS + 30,
+        )
+        print(f"with ingressFrom naming {namespace}: {outcomes}")
+    finally:
+        apply(webserver_policy(ns, []))
+
+
+def test_a_run_pod_reaches_only_its_allowed_egress(
+    chaos_deployment: Deployment,
+    kind_cluster: KindCluster,
+    core_v1: client.CoreV1Api,
+    namespace: str,
+    project_image: str,
+):
+    """A pod with the run pods' labels in the release's namespace: PostgreSQL and the code server
+    connect, a listener in another namespace (no policy of its own) does not; the same listener
+    accepts a pod of the release's namespace without those labels (the control)."""
+    ns = chaos_deployment.namespace
+    listener = start_pod(
+        core_v1,
+        namespace,
+        python_pod(
+            "egress-target",
+            project_image,
+            {"role": "egress-target"},
+            ["python", "-m", "http.server", str(LISTENER_PORT), "--directory", "/tmp"],
+        ),
+    )
+    outside = f"{listener.status.pod_ip}:{LISTENER_PORT}"
+    run_labels = {
+        "app.kubernetes.io/name": "dagster-dbt-k8s",
+        "app.kubernetes.io/instance": RELEASE_NAME,
+        COMPONENT: "run-worker",
+    }
+    for name, labels in (("fake-run-pod", run_labels), ("unlabelled-pod", {"role": "control"})):
+        start_pod(core_v1, ns, python_pod(name, project_image, labels, ["sleep", "3600"]))
+    try:
+        targets = release_targets(chaos_deployment)
+        inside = [*targets["postgresql"], *targets["code server"]]
+        control = connect_from(kind_cluster, ns, "unlabelled-pod", [outside])
+        assert control[outside] == "connected", f"the control pod does not reach {outside}: {control}"
+        outcomes = connect_from(kind_cluster, ns, "fake-run-pod", [*inside, outside])
+        print(f"from a run pod: {outcomes}")
+        assert all(outcomes[t] == "connected" for t in inside), outcomes
+        assert "timed out" in outcomes[outside], f"a run pod reached {outside} outside its egress: {outcomes}"
+    finally:
+        for name in ("fake-run-pod", "unlabelled-pod"):
+            core_v1.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+
+
+# What each component's ServiceAccount may do in the release namespace (kubectl auth can-i), of
+# the checks in CAN_I_CHECKS; everything else is refused.
+CAN_I_CHECKS = [
+    ("create", "jobs.batch"),
+    ("get", "jobs.batch"),
+    ("list", "jobs.batch"),
+    ("delete", "jobs.batch"),
+    ("get", "pods"),
+    ("list", "pods"),
+    ("delete", "pods"),
+    ("create", "pods"),
+    ("get", "pods/log"),
+    ("list", "events"),
+    ("get", "secrets"),
+    ("list", "configmaps"),
+    ("create", "deployments.apps"),
+]
+ALLOWED = {
+    "webserver": {("delete", "jobs.batch"), ("list", "pods"), ("delete", "pods")},
+    "daemon": {
+        ("create", "jobs.batch"),
+        ("get", "jobs.batch"),
+        ("list", "jobs.batch"),
+        ("delete", "jobs.batch"),
+        ("get", "pods"),
+        ("list", "pods"),
+        ("delete", "pods"),
+        ("get", "pods/log"),
+        ("list", "events"),
+    },
+    "code-location": set(),
+    "run-worker": set(),
+    "postgresql": set(),
+    "hooks": set(),
+}
+
+
+def test_each_service_account_may_do_only_its_components_calls(chaos_deployment: Deployment):
+    ns = chaos_deployment.namespace
+    cluster = chaos_deployment.cluster
+    started = time.monotonic()
+    for account, allowed in ALLOWED.items():
+        user = f"system:serviceaccount:{ns}:{FULLNAME}-{account}"
+        listing = kubectl(cluster, "-n", ns, "auth", "can-i", "--list", "--as", user)
+        assert listing.returncode == 0, listing.stderr
+        print(f"{user}:\n{listing.stdout}")
+        granted = set()
+        for verb, resource in CAN_I_CHECKS:
+            answer = kubectl(cluster, "-n", ns, "auth", "can-i", verb, resource, "--as", user)
+            assert answer.stdout.strip() in ("yes", "no"), f"can-i {verb} {resource} as {user}: {answer.stderr}"
+            if answer.stdout.strip() == "yes":
+                granted.add((verb, resource))
+        assert granted == allowed, f"{user}: may {sorted(granted)}, should {sorted(allowed)}"
+    # The run pods: the launcher names their account and mounts no token (nothing reads it).
+    pods = {(p.metadata.labels or {}).get(COMPONENT): p for p in chaos_deployment.core_v1.list_namespaced_pod(ns).items}
+    assert pods["daemon"].spec.service_account_name == f"{FULLNAME}-daemon"
+    assert pods["code-location"].spec.automount_service_account_token is False
+    print(f"can-i for {len(ALLOWED)} accounts in {time.monotonic() - started:.1f}s")
 
 
 def test_the_release_reaches_postgresql_and_the_code_server(chaos_deployment: Deployment, enforcer: None):
