@@ -26,7 +26,7 @@ import_image() {
   # Runs as root: it chroots into the node and runs the node's iptables (network-policy.yaml).
   tar -C "${root}" -c . | docker import \
     --change 'ENTRYPOINT ["/network-policy"]' \
-    --message "k8s_tests/cluster/images/network-policy: NetworkPolicy ingress enforcer" \
+    --message "k8s_tests/cluster/images/network-policy: NetworkPolicy ingress and egress enforcer" \
     - "${NETWORK_POLICY_IMAGE}" >/dev/null
 }
 

@@ -1,15 +1,18 @@
-// Command network-policy enforces the ingress rules of Kubernetes NetworkPolicies on the node it
-// runs on, with the node's iptables. It is an add-on of the project's kind cluster (kindnetd here
+// Command network-policy enforces the ingress and egress rules of Kubernetes NetworkPolicies on
+// the node it runs on, with the node's iptables. It is an add-on of the project's kind cluster (kindnetd here
 // enforces nothing, and kube-network-policies needs nfqueue, which these kernels lack), not a CNI:
 //   - for each pod of this node (not hostNetwork, with an IPv4 address) selected by a policy with
 //     ingress rules, only the sources, protocols and ports those rules allow get in;
-//   - a pod no policy selects is not restricted; egress rules are not enforced; IPv4 only.
+//   - for each pod of this node selected by a policy whose policyTypes name Egress, only the
+//     destinations, protocols and ports its egress rules allow go out;
+//   - a pod no policy selects is not restricted; IPv4 only.
 //
-// The rules live in the chain NETPOL-INGRESS of the filter table, jumped to from the top of
-// FORWARD: pod traffic in a kind cluster is routed (kindnetd's ptp, a /32 route per pod), so every
-// packet to a pod crosses its node's FORWARD chain, after kube-proxy's DNAT (the destination is the
-// pod's IP). Traffic from the node itself (kubelet's probes) goes through OUTPUT and is not
-// touched. The chain is rewritten whole with iptables-restore --noflush, atomically, after every
+// The rules live in the chains NETPOL-INGRESS and NETPOL-EGRESS of the filter table, jumped to
+// from the top of FORWARD: pod traffic in a kind cluster is routed (kindnetd's ptp, a /32 route per
+// pod), so every packet from or to a pod crosses its node's FORWARD chain, after kube-proxy's DNAT
+// (the destination is the pod's or the endpoint's IP, never a Service's). Traffic from the node
+// itself (kubelet's probes) goes through OUTPUT, and a pod's traffic to its own node's address
+// (the API server, for a pod on the control-plane node) through INPUT: neither is touched. The chain is rewritten whole with iptables-restore --noflush, atomically, after every
 // change (debounced) and every 30 s; the iptables binaries are the node's, run chrooted into the
 // host's root (mounted at HOST_ROOT), so this image holds nothing but this binary.
 //
@@ -40,7 +43,6 @@ const (
 	debounce     = 250 * time.Millisecond
 	retryAfter   = 2 * time.Second
 	cacheTimeout = 2 * time.Minute
-	jumpComment  = "network-policy: ingress rules of NetworkPolicies"
 	hostPath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
@@ -174,21 +176,30 @@ func (e *enforcer) sync(reason string) error {
 	for _, pod := range rules.Pods {
 		pods = append(pods, fmt.Sprintf("%s/%s(%d allowed)", pod.Namespace, pod.Name, len(pod.Allow)))
 	}
-	log.Printf("rebuilt %s (%s%s): %d pods restricted, %d rules %v", chainName, reason, latency,
-		len(rules.Pods), rules.RuleCount(), pods)
+	for _, pod := range rules.EgressPods {
+		pods = append(pods, fmt.Sprintf("%s/%s(egress, %d allowed)", pod.Namespace, pod.Name, len(pod.Allow)))
+	}
+	log.Printf("rebuilt %s and %s (%s%s): %d pods restricted in, %d out, %d rules %v", chainName,
+		egressChainName, reason, latency, len(rules.Pods), len(rules.EgressPods), rules.RuleCount(), pods)
 	return nil
 }
 
-// ensureJump puts the jump to the chain at the top of FORWARD, once.
+// ensureJump puts the jumps to both chains at the top of FORWARD, once each. Their order does not
+// matter: each chain only drops or returns.
 func (e *enforcer) ensureJump() error {
-	rule := []string{"FORWARD", "-m", "comment", "--comment", jumpComment, "-j", chainName}
-	if e.host("", "/usr/sbin/iptables", append([]string{"-w", "5", "-C"}, rule...)...) == nil {
-		return nil
+	for chain, comment := range map[string]string{
+		chainName:       "network-policy: ingress rules of NetworkPolicies",
+		egressChainName: "network-policy: egress rules of NetworkPolicies",
+	} {
+		rule := []string{"FORWARD", "-m", "comment", "--comment", comment, "-j", chain}
+		if e.host("", "/usr/sbin/iptables", append([]string{"-w", "5", "-C"}, rule...)...) == nil {
+			continue
+		}
+		if err := e.host("", "/usr/sbin/iptables", append([]string{"-w", "5", "-I", rule[0], "1"}, rule[1:]...)...); err != nil {
+			return err
+		}
+		log.Printf("inserted the jump to %s at the top of FORWARD", chain)
 	}
-	if err := e.host("", "/usr/sbin/iptables", append([]string{"-w", "5", "-I", rule[0], "1"}, rule[1:]...)...); err != nil {
-		return err
-	}
-	log.Printf("inserted the jump to %s at the top of FORWARD", chainName)
 	return nil
 }
 

@@ -17,8 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// chainName is the filter chain FORWARD jumps to; iptables-restore rewrites it whole.
-const chainName = "NETPOL-INGRESS"
+// The filter chains FORWARD jumps to; iptables-restore rewrites both whole, in one commit.
+const (
+	chainName       = "NETPOL-INGRESS"
+	egressChainName = "NETPOL-EGRESS"
+)
 
 // state is what the rules are computed from: every pod (sources may be on any node), every
 // namespace (namespaceSelector) and every NetworkPolicy.
@@ -28,15 +31,17 @@ type state struct {
 	Policies   []*networkingv1.NetworkPolicy
 }
 
-// allowRule lets traffic in from Source (a CIDR; "" is anywhere) with Protocol ("" is any) to
-// Port ("" is any port; "5432" or a range "1000:2000").
+// allowRule lets traffic through between the restricted pod and Peer (a CIDR; "" is anywhere):
+// in from Peer (ingress) or out to Peer (egress), with Protocol ("" is any) to Port ("" is any
+// port; "5432" or a range "1000:2000"; the restricted pod's port for ingress, Peer's for egress).
 type allowRule struct {
-	Source   string
+	Peer     string
 	Protocol string
 	Port     string
 }
 
-// restrictedPod is a pod of this node selected by at least one ingress policy: only Allow gets in.
+// restrictedPod is a pod of this node selected by at least one ingress (egress) policy: only Allow
+// gets in (out).
 type restrictedPod struct {
 	Namespace string
 	Name      string
@@ -44,17 +49,19 @@ type restrictedPod struct {
 	Allow     []allowRule
 }
 
-// ruleset is what one node enforces, sorted so equal states render equal text.
+// ruleset is what one node enforces, sorted so equal states render equal text: Pods restricted
+// in what gets in, EgressPods in what goes out.
 type ruleset struct {
-	Pods     []restrictedPod
-	Warnings []string
+	Pods       []restrictedPod
+	EgressPods []restrictedPod
+	Warnings   []string
 }
 
-// RuleCount is the number of rules in the chain: the conntrack rule, the allow rules and one
+// RuleCount is the number of rules in both chains: a conntrack rule each, the allow rules and one
 // drop per restricted pod.
 func (r ruleset) RuleCount() int {
-	count := 1
-	for _, pod := range r.Pods {
+	count := 2
+	for _, pod := range append(append([]restrictedPod{}, r.Pods...), r.EgressPods...) {
 		count += 2 + len(pod.Allow) // the pod's own hairpin traffic, its allows, its drop
 	}
 	return count
@@ -92,6 +99,17 @@ func appliesToIngress(policy *networkingv1.NetworkPolicy) bool {
 	return false
 }
 
+// appliesToEgress: only a policy whose policyTypes name Egress restricts egress (the API sets
+// Egress itself when a policy has egress rules and no policyTypes).
+func appliesToEgress(policy *networkingv1.NetworkPolicy) bool {
+	for _, policyType := range policy.Spec.PolicyTypes {
+		if policyType == networkingv1.PolicyTypeEgress {
+			return true
+		}
+	}
+	return len(policy.Spec.PolicyTypes) == 0 && len(policy.Spec.Egress) > 0
+}
+
 // selects reports whether selector matches labelSet; a selector that does not parse matches
 // nothing (and says so through warn).
 func selects(selector *metav1.LabelSelector, labelSet map[string]string, warn func(string)) bool {
@@ -119,16 +137,23 @@ func compute(s state, nodeName string) ruleset {
 		if ip == "" {
 			continue
 		}
-		restricted := false
-		var allow []allowRule
+		restricted, egressRestricted := false, false
+		var allow, allowOut []allowRule
 		for _, policy := range s.Policies {
-			if policy.Namespace != pod.Namespace || !appliesToIngress(policy) ||
-				!selects(&policy.Spec.PodSelector, pod.Labels, warn) {
+			if policy.Namespace != pod.Namespace || !selects(&policy.Spec.PodSelector, pod.Labels, warn) {
 				continue
 			}
-			restricted = true
-			for _, rule := range policy.Spec.Ingress {
-				allow = append(allow, ingressRule(s, namespaceLabels, policy, rule, pod, warn)...)
+			if appliesToIngress(policy) {
+				restricted = true
+				for _, rule := range policy.Spec.Ingress {
+					allow = append(allow, ingressRule(s, namespaceLabels, policy, rule, pod, warn)...)
+				}
+			}
+			if appliesToEgress(policy) {
+				egressRestricted = true
+				for _, rule := range policy.Spec.Egress {
+					allowOut = append(allowOut, egressRule(s, namespaceLabels, policy, rule, warn)...)
+				}
 			}
 		}
 		if restricted {
@@ -136,8 +161,14 @@ func compute(s state, nodeName string) ruleset {
 				Namespace: pod.Namespace, Name: pod.Name, IP: ip, Allow: dedupe(allow),
 			})
 		}
+		if egressRestricted {
+			result.EgressPods = append(result.EgressPods, restrictedPod{
+				Namespace: pod.Namespace, Name: pod.Name, IP: ip, Allow: dedupe(allowOut),
+			})
+		}
 	}
 	sort.Slice(result.Pods, func(i, j int) bool { return result.Pods[i].IP < result.Pods[j].IP })
+	sort.Slice(result.EgressPods, func(i, j int) bool { return result.EgressPods[i].IP < result.EgressPods[j].IP })
 	return result
 }
 
@@ -166,13 +197,76 @@ func ingressRule(
 	var allow []allowRule
 	for _, source := range sources {
 		for _, port := range ports {
-			allow = append(allow, allowRule{Source: source, Protocol: port.Protocol, Port: port.Port})
+			allow = append(allow, allowRule{Peer: source, Protocol: port.Protocol, Port: port.Port})
 		}
 	}
 	return allow
 }
 
-// peerSources lists the CIDRs one `from` peer allows.
+// egressRule expands one egress rule of policy into (destination, protocol, port) triples. A
+// named port is the destination pod's: resolved per selected pod (with no `to`, on every pod of
+// the cluster that declares it); an ipBlock has no pods, so a named port allows it nothing.
+func egressRule(
+	s state, namespaceLabels map[string]map[string]string, policy *networkingv1.NetworkPolicy,
+	rule networkingv1.NetworkPolicyEgressRule, warn func(string),
+) []allowRule {
+	type destination struct {
+		cidr string
+		pod  *corev1.Pod // nil for an ipBlock and for "anywhere"
+	}
+	destinations := []destination{{}} // no peers: anywhere
+	if len(rule.To) > 0 {
+		destinations = nil
+		for _, peer := range rule.To {
+			if peer.IPBlock != nil {
+				for _, cidr := range peerSources(s, namespaceLabels, policy, peer, warn) {
+					destinations = append(destinations, destination{cidr: cidr})
+				}
+				continue
+			}
+			for _, pod := range peerPods(s, namespaceLabels, policy, peer, warn) {
+				destinations = append(destinations, destination{cidr: podIPv4(pod) + "/32", pod: pod})
+			}
+		}
+	}
+	if len(rule.Ports) == 0 {
+		allow := make([]allowRule, 0, len(destinations))
+		for _, d := range destinations {
+			allow = append(allow, allowRule{Peer: d.cidr})
+		}
+		return allow
+	}
+	var allow []allowRule
+	for _, port := range rule.Ports {
+		if port.Port == nil || port.Port.Type != intstr.String {
+			resolved, _ := resolvePort(port, nil)
+			for _, d := range destinations {
+				allow = append(allow, allowRule{Peer: d.cidr, Protocol: resolved.Protocol, Port: resolved.Port})
+			}
+			continue
+		}
+		candidates := destinations
+		if len(rule.To) == 0 {
+			candidates = nil
+			for _, pod := range s.Pods {
+				if ip := podIPv4(pod); ip != "" {
+					candidates = append(candidates, destination{cidr: ip + "/32", pod: pod})
+				}
+			}
+		}
+		for _, d := range candidates {
+			if d.pod == nil {
+				continue
+			}
+			if resolved, ok := resolvePort(port, d.pod); ok {
+				allow = append(allow, allowRule{Peer: d.cidr, Protocol: resolved.Protocol, Port: resolved.Port})
+			}
+		}
+	}
+	return allow
+}
+
+// peerSources lists the CIDRs one peer allows.
 func peerSources(
 	s state, namespaceLabels map[string]map[string]string, policy *networkingv1.NetworkPolicy,
 	peer networkingv1.NetworkPolicyPeer, warn func(string),
@@ -184,10 +278,22 @@ func peerSources(
 		}
 		return cidrs
 	}
+	var sources []string
+	for _, pod := range peerPods(s, namespaceLabels, policy, peer, warn) {
+		sources = append(sources, podIPv4(pod)+"/32")
+	}
+	return sources
+}
+
+// peerPods lists the pods (with an address) one podSelector/namespaceSelector peer selects.
+func peerPods(
+	s state, namespaceLabels map[string]map[string]string, policy *networkingv1.NetworkPolicy,
+	peer networkingv1.NetworkPolicyPeer, warn func(string),
+) []*corev1.Pod {
 	if peer.PodSelector == nil && peer.NamespaceSelector == nil {
 		return nil
 	}
-	var sources []string
+	var selected []*corev1.Pod
 	for _, pod := range s.Pods {
 		ip := podIPv4(pod)
 		if ip == "" {
@@ -203,9 +309,9 @@ func peerSources(
 		if peer.PodSelector != nil && !selects(peer.PodSelector, pod.Labels, warn) {
 			continue
 		}
-		sources = append(sources, ip+"/32")
+		selected = append(selected, pod)
 	}
-	return sources
+	return selected
 }
 
 // resolvePort turns a policy port into iptables terms for target: the protocol (TCP when unset),
@@ -221,7 +327,7 @@ func resolvePort(port networkingv1.NetworkPolicyPort, target *corev1.Pod) (allow
 		return result, true
 	}
 	number := port.Port.IntValue()
-	if port.Port.Type == intstr.String { // a named port
+	if port.Port.Type == intstr.String { // a named port (target is never nil here)
 		number = 0
 		for _, container := range target.Spec.Containers {
 			for _, containerPort := range container.Ports {
@@ -312,8 +418,8 @@ func dedupe(rules []allowRule) []allowRule {
 	}
 	sort.Slice(result, func(i, j int) bool {
 		a, b := result[i], result[j]
-		if a.Source != b.Source {
-			return a.Source < b.Source
+		if a.Peer != b.Peer {
+			return a.Peer < b.Peer
 		}
 		if a.Protocol != b.Protocol {
 			return a.Protocol < b.Protocol
@@ -323,12 +429,13 @@ func dedupe(rules []allowRule) []allowRule {
 	return result
 }
 
-// render is the iptables-restore input (for --noflush) that replaces the chain with r: declaring
-// the chain flushes it, and the table commits at once, so no packet sees half a rule set.
+// render is the iptables-restore input (for --noflush) that replaces both chains with r: declaring
+// a chain flushes it, and the table commits at once, so no packet sees half a rule set.
 func render(r ruleset) string {
 	var b strings.Builder
 	b.WriteString("*filter\n")
 	fmt.Fprintf(&b, ":%s - [0:0]\n", chainName)
+	fmt.Fprintf(&b, ":%s - [0:0]\n", egressChainName)
 	fmt.Fprintf(&b, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN\n", chainName)
 	for _, pod := range r.Pods {
 		comment := fmt.Sprintf("-m comment --comment \"%s/%s\"", pod.Namespace, pod.Name)
@@ -336,20 +443,38 @@ func render(r ruleset) string {
 		fmt.Fprintf(&b, "-A %s -s %s/32 -d %s/32 %s -j RETURN\n", chainName, pod.IP, pod.IP, comment)
 		for _, rule := range pod.Allow {
 			fmt.Fprintf(&b, "-A %s", chainName)
-			if rule.Source != "" {
-				fmt.Fprintf(&b, " -s %s", rule.Source)
+			if rule.Peer != "" {
+				fmt.Fprintf(&b, " -s %s", rule.Peer)
 			}
 			fmt.Fprintf(&b, " -d %s/32", pod.IP)
-			if rule.Protocol != "" {
-				fmt.Fprintf(&b, " -p %s", rule.Protocol)
-				if rule.Port != "" {
-					fmt.Fprintf(&b, " -m %s --dport %s", rule.Protocol, rule.Port)
-				}
-			}
+			writePort(&b, rule)
 			fmt.Fprintf(&b, " %s -j RETURN\n", comment)
 		}
 		fmt.Fprintf(&b, "-A %s -d %s/32 %s -j DROP\n", chainName, pod.IP, comment)
 	}
+	fmt.Fprintf(&b, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN\n", egressChainName)
+	for _, pod := range r.EgressPods {
+		comment := fmt.Sprintf("-m comment --comment \"%s/%s egress\"", pod.Namespace, pod.Name)
+		fmt.Fprintf(&b, "-A %s -s %s/32 -d %s/32 %s -j RETURN\n", egressChainName, pod.IP, pod.IP, comment)
+		for _, rule := range pod.Allow {
+			fmt.Fprintf(&b, "-A %s -s %s/32", egressChainName, pod.IP)
+			if rule.Peer != "" {
+				fmt.Fprintf(&b, " -d %s", rule.Peer)
+			}
+			writePort(&b, rule)
+			fmt.Fprintf(&b, " %s -j RETURN\n", comment)
+		}
+		fmt.Fprintf(&b, "-A %s -s %s/32 %s -j DROP\n", egressChainName, pod.IP, comment)
+	}
 	b.WriteString("COMMIT\n")
 	return b.String()
+}
+
+func writePort(b *strings.Builder, rule allowRule) {
+	if rule.Protocol != "" {
+		fmt.Fprintf(b, " -p %s", rule.Protocol)
+		if rule.Port != "" {
+			fmt.Fprintf(b, " -m %s --dport %s", rule.Protocol, rule.Port)
+		}
+	}
 }

@@ -97,14 +97,14 @@ func TestReleasePolicies(t *testing.T) {
 	got := compute(releaseState(), node)
 	want := []restrictedPod{
 		{Namespace: "dagster", Name: "postgresql-0", IP: "10.244.1.10", Allow: []allowRule{
-			{Source: "10.244.1.10/32", Protocol: "tcp", Port: "5432"},
-			{Source: "10.244.1.11/32", Protocol: "tcp", Port: "5432"},
-			{Source: "10.244.1.12/32", Protocol: "tcp", Port: "5432"},
-			{Source: "10.244.1.13/32", Protocol: "tcp", Port: "5432"},
+			{Peer: "10.244.1.10/32", Protocol: "tcp", Port: "5432"},
+			{Peer: "10.244.1.11/32", Protocol: "tcp", Port: "5432"},
+			{Peer: "10.244.1.12/32", Protocol: "tcp", Port: "5432"},
+			{Peer: "10.244.1.13/32", Protocol: "tcp", Port: "5432"},
 		}},
 		{Namespace: "dagster", Name: "code-1", IP: "10.244.1.11", Allow: []allowRule{
-			{Source: "10.244.1.12/32", Protocol: "tcp", Port: "4000"},
-			{Source: "10.244.1.13/32", Protocol: "tcp", Port: "4000"},
+			{Peer: "10.244.1.12/32", Protocol: "tcp", Port: "4000"},
+			{Peer: "10.244.1.13/32", Protocol: "tcp", Port: "4000"},
 		}},
 	}
 	if !reflect.DeepEqual(got.Pods, want) {
@@ -126,7 +126,7 @@ func TestPodsOfOtherNodesHostNetworkAndFinishedAreLeftAlone(t *testing.T) {
 	for _, restricted := range got.Pods {
 		names = append(names, restricted.Name)
 		for _, rule := range restricted.Allow {
-			if rule.Source == "10.244.1.13/32" {
+			if rule.Peer == "10.244.1.13/32" {
 				t.Errorf("%s allows the finished pod's address: %+v", restricted.Name, rule)
 			}
 		}
@@ -138,7 +138,8 @@ func TestPodsOfOtherNodesHostNetworkAndFinishedAreLeftAlone(t *testing.T) {
 	}
 }
 
-func TestUnselectedPodAndEgressOnlyPolicyRestrictNothing(t *testing.T) {
+// An egress-only policy restricts no ingress (its own test below: what it restricts going out).
+func TestUnselectedPodAndEgressOnlyPolicyRestrictNoIngress(t *testing.T) {
 	s := releaseState()
 	s.Policies = append(s.Policies, &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "egress"},
@@ -174,7 +175,7 @@ func TestEmptyFromAndNoPortsAllowEverything(t *testing.T) {
 		}),
 	}
 	got := compute(s, node).Pods[0].Allow
-	want := []allowRule{{Protocol: "tcp", Port: "80"}, {Source: "192.168.0.0/16"}}
+	want := []allowRule{{Protocol: "tcp", Port: "80"}, {Peer: "192.168.0.0/16"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v want %+v", got, want)
 	}
@@ -201,7 +202,7 @@ func TestNamespaceSelectorAloneAndCombined(t *testing.T) {
 	sources := func(p restrictedPod) []string {
 		var result []string
 		for _, rule := range p.Allow {
-			result = append(result, rule.Source)
+			result = append(result, rule.Peer)
 		}
 		return result
 	}
@@ -278,23 +279,113 @@ func TestBadSelectorMatchesNothingAndWarns(t *testing.T) {
 func TestRender(t *testing.T) {
 	got := render(ruleset{Pods: []restrictedPod{{
 		Namespace: "dagster", Name: "postgresql-0", IP: "10.244.1.10",
-		Allow: []allowRule{{Source: "10.244.1.12/32", Protocol: "tcp", Port: "5432"}, {Source: "192.168.0.0/16"}},
+		Allow: []allowRule{{Peer: "10.244.1.12/32", Protocol: "tcp", Port: "5432"}, {Peer: "192.168.0.0/16"}},
+	}}, EgressPods: []restrictedPod{{
+		Namespace: "dagster", Name: "run", IP: "10.244.1.13",
+		Allow: []allowRule{{Protocol: "udp", Port: "53"}, {Peer: "10.244.1.10/32", Protocol: "tcp", Port: "5432"}},
 	}}})
 	want := strings.Join([]string{
 		"*filter",
 		":NETPOL-INGRESS - [0:0]",
+		":NETPOL-EGRESS - [0:0]",
 		"-A NETPOL-INGRESS -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
 		`-A NETPOL-INGRESS -s 10.244.1.10/32 -d 10.244.1.10/32 -m comment --comment "dagster/postgresql-0" -j RETURN`,
 		`-A NETPOL-INGRESS -s 10.244.1.12/32 -d 10.244.1.10/32 -p tcp -m tcp --dport 5432 -m comment --comment "dagster/postgresql-0" -j RETURN`,
 		`-A NETPOL-INGRESS -s 192.168.0.0/16 -d 10.244.1.10/32 -m comment --comment "dagster/postgresql-0" -j RETURN`,
 		`-A NETPOL-INGRESS -d 10.244.1.10/32 -m comment --comment "dagster/postgresql-0" -j DROP`,
+		"-A NETPOL-EGRESS -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+		`-A NETPOL-EGRESS -s 10.244.1.13/32 -d 10.244.1.13/32 -m comment --comment "dagster/run egress" -j RETURN`,
+		`-A NETPOL-EGRESS -s 10.244.1.13/32 -p udp -m udp --dport 53 -m comment --comment "dagster/run egress" -j RETURN`,
+		`-A NETPOL-EGRESS -s 10.244.1.13/32 -d 10.244.1.10/32 -p tcp -m tcp --dport 5432 -m comment --comment "dagster/run egress" -j RETURN`,
+		`-A NETPOL-EGRESS -s 10.244.1.13/32 -m comment --comment "dagster/run egress" -j DROP`,
 		"COMMIT",
 		"",
 	}, "\n")
 	if got != want {
 		t.Fatalf("render:\n%s\nwant:\n%s", got, want)
 	}
-	if empty := render(ruleset{}); !strings.Contains(empty, ":NETPOL-INGRESS - [0:0]\n-A NETPOL-INGRESS -m conntrack") {
-		t.Fatalf("an empty rule set must still flush the chain: %s", empty)
+	if empty := render(ruleset{}); !strings.Contains(empty, ":NETPOL-INGRESS - [0:0]\n:NETPOL-EGRESS - [0:0]\n-A NETPOL-INGRESS -m conntrack") {
+		t.Fatalf("an empty rule set must still flush both chains: %s", empty)
+	}
+}
+
+func egressPolicy(namespace, name string, selector metav1.LabelSelector, rules ...networkingv1.NetworkPolicyEgressRule) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: selector,
+			Egress:      rules,
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		},
+	}
+}
+
+// The chart's shape: default-deny with DNS for every pod of the release, then the run pod's own
+// allows (PostgreSQL by named port, the code server, an extra CIDR); ingress untouched by them.
+func TestEgressDefaultDenyAndAllows(t *testing.T) {
+	s := releaseState()
+	udp := corev1.ProtocolUDP
+	s.Policies = append(s.Policies,
+		egressPolicy("dagster", "default-deny", matchLabels("app.kubernetes.io/instance", "dagster"),
+			networkingv1.NetworkPolicyEgressRule{Ports: []networkingv1.NetworkPolicyPort{
+				{Protocol: &udp, Port: ptr(intstr.FromInt32(53))}, tcp(intstr.FromInt32(53)),
+			}}),
+		egressPolicy("dagster", "run", matchLabels("app.kubernetes.io/component", "run-worker"),
+			networkingv1.NetworkPolicyEgressRule{
+				To:    []networkingv1.NetworkPolicyPeer{{PodSelector: ptr(matchLabels("app.kubernetes.io/component", "postgresql"))}},
+				Ports: []networkingv1.NetworkPolicyPort{tcp(intstr.FromString("postgresql"))},
+			},
+			networkingv1.NetworkPolicyEgressRule{
+				To:    []networkingv1.NetworkPolicyPeer{{PodSelector: ptr(matchLabels("app.kubernetes.io/component", "code-location"))}},
+				Ports: []networkingv1.NetworkPolicyPort{tcp(intstr.FromString("grpc"))},
+			},
+			networkingv1.NetworkPolicyEgressRule{
+				To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.0/24"}}},
+				// A named port on an ipBlock has no pod to name it: allows nothing.
+				Ports: []networkingv1.NetworkPolicyPort{tcp(intstr.FromInt32(443)), tcp(intstr.FromString("grpc"))},
+			}),
+	)
+	got := compute(s, node)
+	dns := []allowRule{{Protocol: "tcp", Port: "53"}, {Protocol: "udp", Port: "53"}}
+	var run *restrictedPod
+	names := []string{}
+	for i, pod := range got.EgressPods {
+		names = append(names, pod.Name)
+		if pod.Name == "run" {
+			run = &got.EgressPods[i]
+		} else if !reflect.DeepEqual(pod.Allow, dns) {
+			t.Errorf("%s: egress %+v, want DNS only", pod.Name, pod.Allow)
+		}
+	}
+	if want := []string{"postgresql-0", "code-1", "daemon", "run"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("egress-restricted pods %v, want %v (not the other namespace's)", names, want)
+	}
+	wantRun := []allowRule{
+		{Protocol: "tcp", Port: "53"},
+		{Protocol: "udp", Port: "53"},
+		{Peer: "10.244.1.10/32", Protocol: "tcp", Port: "5432"},
+		{Peer: "10.244.1.11/32", Protocol: "tcp", Port: "4000"},
+		{Peer: "192.0.2.0/24", Protocol: "tcp", Port: "443"},
+	}
+	if !reflect.DeepEqual(run.Allow, wantRun) {
+		t.Fatalf("run pod egress:\n got %+v\nwant %+v", run.Allow, wantRun)
+	}
+	// Ingress is what the ingress policies alone make it.
+	if !reflect.DeepEqual(got.Pods, compute(releaseState(), node).Pods) {
+		t.Fatalf("egress policies changed ingress: %+v", got.Pods)
+	}
+}
+
+// No policyTypes and egress rules: the API defaults the type to Ingress and Egress.
+func TestEgressRulesWithoutPolicyTypesRestrictEgress(t *testing.T) {
+	s := releaseState()
+	p := egressPolicy("dagster", "daemon", matchLabels("app.kubernetes.io/component", "daemon"),
+		networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{PodSelector: ptr(matchLabels("app.kubernetes.io/component", "postgresql"))}}})
+	p.Spec.PolicyTypes = nil
+	s.Policies = append(s.Policies, p)
+	got := compute(s, node).EgressPods
+	want := []restrictedPod{{Namespace: "dagster", Name: "daemon", IP: "10.244.1.12", Allow: []allowRule{{Peer: "10.244.1.10/32"}}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("egress:\n got %+v\nwant %+v", got, want)
 	}
 }
