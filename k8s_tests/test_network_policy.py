@@ -9,7 +9,8 @@ pod's address (every node's enforcer is asked); once networkPolicy.webserver.ing
 namespace it reaches the webserver, so what fails is the policy, not the network; from inside the
 release (the daemon) PostgreSQL and the code server connect. A pod with the run pods' labels
 reaches PostgreSQL and the code server but not a listener of another namespace (egress).
-`kubectl auth can-i` as each component's ServiceAccount allows exactly its Role's verbs.
+`kubectl auth can-i` as each component's ServiceAccount allows exactly its Role's verbs, and the
+webserver's Role is enough for what it is for: terminating a started run deletes its Job.
 A policy created, changed and deleted in a namespace of the test's own takes effect within
 POLICY_APPLIED_SECONDS; the time it took is printed.
 """
@@ -35,6 +36,7 @@ from k8s_tests.harness.deployment import (
     WEBSERVER_SERVICE,
     Deployment,
 )
+from k8s_tests.harness.example import RELEASE_JOB, SLOW_MODEL_TAG
 
 ENFORCER_NAMESPACE = "kube-system"
 ENFORCER_DAEMONSET = "network-policy"
@@ -348,6 +350,47 @@ def test_a_run_pod_reaches_only_its_allowed_egress(
     finally:
         for name in ("fake-run-pod", "unlabelled-pod"):
             core_v1.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+
+
+TERMINATE_RUN = """
+mutation TerminateRun($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+    ... on RunNotFoundError { message }
+  }
+}
+"""
+RUN_STARTED_SECONDS = 300
+RUN_CANCELED_SECONDS = 120
+# Long enough that the release is still running when it is terminated.
+SLOW_MODEL_SECONDS = 300
+
+
+def test_the_webserver_terminates_a_started_run(chaos_deployment: Deployment, batch_v1: client.BatchV1Api):
+    """Terminate (the UI's button) is the webserver's own call of the run launcher: with only its
+    Role (delete Jobs, list and delete Pods) the run ends CANCELED and its Job is gone."""
+    api = chaos_deployment.api
+    run_id = api.launch_run(RELEASE_JOB, {SLOW_MODEL_TAG: str(SLOW_MODEL_SECONDS)})
+    chaos_deployment.runs_to_save.append(run_id)
+
+    def status_is(want: str):
+        return lambda: ((run := api.run(run_id)).status == want, run.status)
+
+    wait_until(f"run {run_id} to start", status_is("STARTED"), RUN_STARTED_SECONDS)
+    started = time.monotonic()
+    result = api.query(TERMINATE_RUN, resend=False, runId=run_id)["terminateRun"]
+    assert result["__typename"] == "TerminateRunSuccess", result
+    wait_until(f"run {run_id} to be CANCELED", status_is("CANCELED"), RUN_CANCELED_SECONDS)
+
+    def job_gone() -> tuple[bool, list[str]]:
+        jobs = batch_v1.list_namespaced_job(chaos_deployment.namespace).items
+        left = [job.metadata.name for job in jobs if run_id in job.metadata.name]
+        return not left, left
+
+    wait_until(f"the Job of run {run_id} to be deleted", job_gone, RUN_CANCELED_SECONDS)
+    print(f"run {run_id} terminated through the webserver: CANCELED in {time.monotonic() - started:.1f}s")
 
 
 # What each component's ServiceAccount may do in the release namespace (kubectl auth can-i), of
