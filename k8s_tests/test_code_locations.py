@@ -57,6 +57,8 @@ PLAIN_PAUSED_MODEL = "fct_orders"
 PLAIN_BUILT_BEFORE_PAUSE = frozenset({"raw_customers", "raw_orders", "stg_shop__customers", "stg_shop__orders"})
 SEEDS_TIMEOUT_SECONDS = 600
 LOCATION_LOADED_TIMEOUT_SECONDS = 300
+# After `helm upgrade --wait` returns: the old ReplicaSets' pods scaled down.
+PODS_REPLACED_TIMEOUT_SECONDS = 180
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +284,19 @@ def test_changed_passwords_are_applied_at_the_next_start_and_every_component_kee
     deployment.postgresql.stop()
     deployment.refresh_passwords()
     assert deployment.password == rotated["warehousePassword"]
-    for component, uids in before.items():
-        now = {p.metadata.uid for p in deployment.component_pods(component)}
-        assert now and not now & uids, f"{component}: pods {now} not all replaced (before: {uids})"
+
+    def replaced() -> tuple[bool, dict[str, int]]:
+        """Components with a pod from before the upgrade that is not terminating (count of them)."""
+        left = {}
+        for component, uids in before.items():
+            live = {
+                p.metadata.uid for p in deployment.component_pods(component) if p.metadata.deletion_timestamp is None
+            }
+            if not live or live & uids:
+                left[component] = len(live & uids)
+        return not left, left
+
+    wait_until("every component's pods from before the upgrade to be replaced", replaced, PODS_REPLACED_TIMEOUT_SECONDS)
     stale = deployment.warehouse.replace(f"password={deployment.password}", f"password={old_password}")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(stale).close()
