@@ -168,3 +168,12 @@ def test_existing_secret_renders_the_same_twice(helm):
 )
 def test_roles_that_would_mix_jobs_are_refused(helm, tmp_path, values, expected):
     assert_refused(helm, tmp_path, values, expected)
+
+
+def test_the_password_checksum_annotation_is_refused_in_extras(helm, tmp_path):
+    assert_refused(
+        helm,
+        tmp_path,
+        {"postgresql": {"pod": {"podAnnotations": {"checksum/passwords": "x"}}}},
+        "postgresql.pod.podAnnotations.checksum/passwords is set by the chart",
+    )
