@@ -6,10 +6,15 @@ One workspace loads all three; a release of the example and of acme each succeed
 runs its own location's image with its own database; and neither release's green schema holds the
 other's marts. The plain project, launched as the UI's "Materialize all" launches it and its run
 pod evicted mid-build, is retried once from asset failure, nothing built twice (issue 28).
+Last, the database roles (issue 29): Dagster's and the warehouse's roles are no superusers and own
+their databases, and a `helm upgrade` that changes every password restarts the server and every
+Dagster pod with them, after which the three locations load and a run succeeds.
 """
 
 from __future__ import annotations
 
+import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +32,17 @@ from k8s_tests.chaos.release_checks import (
     wait_paused_model_reached,
 )
 from k8s_tests.harness.acme import ACME_RELEASE, ACME_SEEDS
-from k8s_tests.harness.cluster import KindCluster, wait_until
+from k8s_tests.harness.cluster import KindCluster, tool, wait_until
 from k8s_tests.harness.dagster_api import DagsterApi
-from k8s_tests.harness.deployment import CODE_LOCATION, Deployment, connect, run_up
+from k8s_tests.harness.deployment import (
+    CODE_LOCATION,
+    POSTGRESQL_SERVICE,
+    Deployment,
+    chart_values,
+    connect,
+    run_up,
+    wait_location_loaded,
+)
 from k8s_tests.harness.example import EXAMPLE_RELEASE
 from k8s_tests.harness.faults import evict, running_run_pod
 from k8s_tests.harness.release import RELEASE_TIMEOUT_SECONDS, failure_messages, wait_run_finished
@@ -44,21 +57,13 @@ PLAIN_PAUSED_MODEL = "fct_orders"
 PLAIN_BUILT_BEFORE_PAUSE = frozenset({"raw_customers", "raw_orders", "stg_shop__customers", "stg_shop__orders"})
 SEEDS_TIMEOUT_SECONDS = 600
 LOCATION_LOADED_TIMEOUT_SECONDS = 300
+# After `helm upgrade --wait` returns: the old ReplicaSets' pods scaled down.
+PODS_REPLACED_TIMEOUT_SECONDS = 180
 
 
 @pytest.fixture(scope="module")
-def three_locations(
-    kind_cluster: KindCluster,
-    core_v1: client.CoreV1Api,
-    batch_v1: client.BatchV1Api,
-    namespace: str,
-    acme_image: str,
-    plain_image: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Deployment]:
-    """The chart with the example as codeLocation, acme and plain as more locations (each its own
-    database), installed by hack/up.sh with the suites' values; the example's raw data and acme's
-    seeds loaded."""
+def three_locations_values(acme_image: str, plain_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The values file that adds the two other locations (given again to a later `helm upgrade`)."""
     values = {
         "additionalCodeLocations": [
             {
@@ -76,7 +81,21 @@ def three_locations(
     }
     values_file = tmp_path_factory.mktemp("locations") / "three-locations.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    run_up(kind_cluster, namespace, "load install port-forward raw-data", more_values=(values_file,))
+    return values_file
+
+
+@pytest.fixture(scope="module")
+def three_locations(
+    kind_cluster: KindCluster,
+    core_v1: client.CoreV1Api,
+    batch_v1: client.BatchV1Api,
+    namespace: str,
+    three_locations_values: Path,
+) -> Iterator[Deployment]:
+    """The chart with the example as codeLocation, acme and plain as more locations (each its own
+    database), installed by hack/up.sh with the suites' values; the example's raw data and acme's
+    seeds loaded."""
+    run_up(kind_cluster, namespace, "load install port-forward raw-data", more_values=(three_locations_values,))
     deployment = connect(kind_cluster, namespace, core_v1, batch_v1)
     for name in (SECOND_LOCATION, PLAIN_LOCATION):
         api = location_api(deployment, name)
@@ -184,3 +203,120 @@ def test_plain_projects_materialize_all_run_pod_evicted_retried_once_nothing_bui
         f"fault -> group SUCCESS: {retry.end_time - fault_at:.1f}s; retry selection: {sorted(retry.asset_selection)}"
     )
     assert_retries_built_only_what_was_missing(api, group, assets)
+
+
+def superuser_query(deployment: Deployment, sql: str) -> list[list[str]]:
+    """`sql` run by psql as the superuser inside the PostgreSQL pod (kubectl exec), rows of fields."""
+    # The password stays in the pod: psql reads it from the container's own env.
+    script = (
+        'PGPASSWORD="${POSTGRES_SUPERUSER_PASSWORD}" '
+        'psql -h /var/run/postgresql -U "${POSTGRES_SUPERUSER}" -d postgres -AtF "|" -c "$0"'
+    )
+    result = subprocess.run(
+        [
+            tool("kubectl"),
+            "--kubeconfig",
+            str(deployment.cluster.kubeconfig),
+            "-n",
+            deployment.namespace,
+            "exec",
+            f"{POSTGRESQL_SERVICE}-0",
+            "-c",
+            "postgresql",
+            "--",
+            "bash",
+            "-c",
+            script,
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"psql in {POSTGRESQL_SERVICE}-0 failed: {result.stderr}"
+    return [line.split("|") for line in result.stdout.splitlines()]
+
+
+def test_dagster_and_the_warehouse_use_separate_roles_that_are_not_superusers(three_locations: Deployment) -> None:
+    deployment = three_locations
+    pg = chart_values()["postgresql"]
+    roles = {
+        name: (super_, create_role, create_db)
+        for name, super_, create_role, create_db in superuser_query(
+            deployment, "select rolname, rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolcanlogin"
+        )
+    }
+    assert roles == {
+        pg["superuser"]: ("t", "t", "t"),
+        pg["user"]: ("f", "f", "f"),
+        pg["warehouseUser"]: ("f", "f", "f"),
+    }, roles
+    owners = dict(superuser_query(deployment, "select datname, pg_get_userbyid(datdba) from pg_database"))
+    expected = {pg["database"]: pg["user"]} | {
+        name: pg["warehouseUser"]
+        for name in (chart_values()["warehouse"]["postgres"]["database"], SECOND_DATABASE, PLAIN_DATABASE)
+    }
+    assert expected.items() <= owners.items(), owners
+    # The warehouse role cannot even open Dagster's storage (runs, event logs).
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(database(deployment, pg["database"])).close()
+
+
+def test_changed_passwords_are_applied_at_the_next_start_and_every_component_keeps_working(
+    three_locations: Deployment, three_locations_values: Path, tmp_path: Path
+) -> None:
+    """A `helm upgrade` that changes the three passwords: the server applies them at its restart,
+    the webserver, the daemon and the code servers restart with them (checksum annotations), the
+    old password is refused, and the three locations load and a run succeeds afterwards."""
+    deployment = three_locations
+    old_password = deployment.password
+    components = ("postgresql", "webserver", "daemon", "code-location", "code-location-acme", "code-location-plain")
+    before = {c: {p.metadata.uid for p in deployment.component_pods(c)} for c in components}
+    assert all(before.values()), before
+    rotated = {name: secrets.token_urlsafe(24) for name in ("password", "warehousePassword", "superuserPassword")}
+    rotated_values = tmp_path / "rotated-passwords.yaml"
+    rotated_values.write_text(yaml.safe_dump({"postgresql": rotated}))
+    start = time.monotonic()
+    run_up(deployment.cluster, deployment.namespace, "install", more_values=(three_locations_values, rotated_values))
+    upgraded_at = time.monotonic()
+    # The port-forwards led to pods that are gone: new ones on next use.
+    deployment.webserver.stop()
+    deployment.postgresql.stop()
+    deployment.refresh_passwords()
+    assert deployment.password == rotated["warehousePassword"]
+
+    def replaced() -> tuple[bool, dict[str, int]]:
+        """Components with a pod from before the upgrade that is not terminating (count of them)."""
+        left = {}
+        for component, uids in before.items():
+            live = {
+                p.metadata.uid for p in deployment.component_pods(component) if p.metadata.deletion_timestamp is None
+            }
+            if not live or live & uids:
+                left[component] = len(live & uids)
+        return not left, left
+
+    wait_until("every component's pods from before the upgrade to be replaced", replaced, PODS_REPLACED_TIMEOUT_SECONDS)
+    stale = deployment.warehouse.replace(f"password={deployment.password}", f"password={old_password}")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(stale).close()
+    with psycopg.connect(deployment.admin) as conn:
+        assert conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone() == (True,)
+    wait_location_loaded(deployment)
+    for name in (SECOND_LOCATION, PLAIN_LOCATION):
+        api = location_api(deployment, name)
+        wait_until(
+            f"code location {name} to load after the rotation",
+            lambda api=api: ((status := api.location_status()) == "RepositoryLocation", status),
+            LOCATION_LOADED_TIMEOUT_SECONDS,
+        )
+    # A run: the daemon launches it through acme's code server; its pod writes the warehouse as dbt.
+    second = location_api(deployment, SECOND_LOCATION)
+    run_id = second.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=list(ACME_SEEDS))
+    deployment.runs_to_save.append(run_id)
+    run = wait_run_finished(second, run_id, SEEDS_TIMEOUT_SECONDS, f"{SECOND_LOCATION}'s seeds after the rotation")
+    assert run.status == "SUCCESS", failure_messages(second, run_id)
+    print(
+        f"\n[password rotation] helm upgrade --wait: {upgraded_at - start:.0f}s; "
+        f"then locations loaded and a seeds run succeeded: {time.monotonic() - upgraded_at:.0f}s"
+    )

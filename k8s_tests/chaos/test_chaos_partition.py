@@ -102,8 +102,9 @@ def wait_sessions_ended(deployment: Deployment, pod_ip: str, cut_wall: float) ->
     go to a pod started since); returns the time (time.time) it saw none."""
 
     def ended() -> tuple[bool, object]:
+        # As the superuser: the warehouse role sees no other role's client_addr (the run's Dagster sessions).
         sessions = query(
-            deployment.warehouse,
+            deployment.admin,
             "select pid, datname, state, backend_start, state_change, left(query, 100) from pg_stat_activity"
             " where client_addr = %s::inet and backend_start < to_timestamp(%s)",
             (pod_ip, cut_wall),

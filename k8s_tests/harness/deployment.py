@@ -67,8 +67,12 @@ def component_name(component: str) -> str:
 _VALUES = chart_values()
 WEBSERVER_SERVICE = component_name("webserver")
 POSTGRESQL_SERVICE = component_name("postgresql")
-POSTGRESQL_USER = _VALUES["postgresql"]["user"]
-PASSWORD_KEY = _VALUES["postgresql"]["passwordKey"]
+# The tests read the warehouse as dbt writes it: as the embedded server's warehouse role.
+WAREHOUSE_USER = _VALUES["postgresql"]["warehouseUser"]
+WAREHOUSE_PASSWORD_KEY = _VALUES["postgresql"]["warehousePasswordKey"]
+# The superuser sees every role's sessions in pg_stat_activity (a test's view of the server).
+SUPERUSER = _VALUES["postgresql"]["superuser"]
+SUPERUSER_PASSWORD_KEY = _VALUES["postgresql"]["superuserPasswordKey"]
 WAREHOUSE_DATABASE = _VALUES["warehouse"]["postgres"]["database"]
 CODE_LOCATION = _VALUES["codeLocation"]["name"]
 
@@ -174,7 +178,9 @@ class Deployment:
     batch_v1: client.BatchV1Api
     webserver: PortForward
     postgresql: PortForward
+    # The warehouse role's and the superuser's passwords (read again by `refresh_passwords`).
     password: str
+    superuser_password: str
     # Run ids a test touched, whose event logs are saved when it fails.
     runs_to_save: list[str] = field(default_factory=list)
 
@@ -196,8 +202,21 @@ class Deployment:
         forward.ensure()
         return (
             f"host=127.0.0.1 port={forward.local_port} dbname={WAREHOUSE_DATABASE} "
-            f"user={POSTGRESQL_USER} password={self.password} connect_timeout=10"
+            f"user={WAREHOUSE_USER} password={self.password} connect_timeout=10"
         )
+
+    @property
+    def admin(self) -> str:
+        """psycopg conninfo of the superuser (database postgres), through the port-forward."""
+        self.postgresql.ensure()
+        return (
+            f"host=127.0.0.1 port={self.postgresql.local_port} dbname=postgres "
+            f"user={SUPERUSER} password={self.superuser_password} connect_timeout=10"
+        )
+
+    def refresh_passwords(self) -> None:
+        """Reads the passwords from the PostgreSQL Secret again (after a rotation)."""
+        self.password, self.superuser_password = secret_passwords(self.core_v1, self.namespace)
 
     def own_postgresql_forward(self) -> PortForward:
         """A port-forward to PostgreSQL of its own, for a thread that may restart it without
@@ -292,10 +311,19 @@ def wait_location_loaded(deployment: Deployment, timeout: float = HEALTHY_TIMEOU
     wait_until("the webserver to answer and the code location to load", loaded, timeout)
 
 
+def secret_passwords(core_v1: client.CoreV1Api, namespace: str) -> tuple[str, str]:
+    """(the warehouse role's, the superuser's) password, from the PostgreSQL Secret."""
+    # The PostgreSQL Secret has the component's name, as its Service does.
+    data = core_v1.read_namespaced_secret(POSTGRESQL_SERVICE, namespace).data
+    warehouse, superuser = (
+        base64.b64decode(data[key]).decode() for key in (WAREHOUSE_PASSWORD_KEY, SUPERUSER_PASSWORD_KEY)
+    )
+    return warehouse, superuser
+
+
 def connect(cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, batch_v1: client.BatchV1Api) -> Deployment:
     """Handles on the chart installed in `namespace` (by run_up), once its code location has loaded."""
-    # The PostgreSQL Secret has the component's name, as its Service does.
-    secret = core_v1.read_namespaced_secret(POSTGRESQL_SERVICE, namespace)
+    password, superuser_password = secret_passwords(core_v1, namespace)
     deployment = Deployment(
         cluster=cluster,
         namespace=namespace,
@@ -303,7 +331,8 @@ def connect(cluster: KindCluster, namespace: str, core_v1: client.CoreV1Api, bat
         batch_v1=batch_v1,
         webserver=PortForward(cluster.kubeconfig, namespace, f"svc/{WEBSERVER_SERVICE}", 80),
         postgresql=PortForward(cluster.kubeconfig, namespace, f"svc/{POSTGRESQL_SERVICE}", 5432),
-        password=base64.b64decode(secret.data[PASSWORD_KEY]).decode(),
+        password=password,
+        superuser_password=superuser_password,
     )
     wait_location_loaded(deployment)
     return deployment

@@ -24,6 +24,14 @@ SCENARIO_IDS = ["default", *(p.name.removesuffix("-values.yaml") for p in CI_VAL
 RELEASE = "chart-test"
 NAMESPACE = "dagster-chart-test"
 POD_KINDS = {"Deployment", "StatefulSet", "Job", "Pod", "DaemonSet", "ReplicaSet", "CronJob"}
+# The embedded PostgreSQL's passwords, given to every render unless a test asks for generated ones:
+# `helm template` cannot look up the kept Secret, so generated ones (and the checksum annotations
+# over them) would differ between two renders the tests compare.
+FIXED_PASSWORDS = {
+    "postgresql.password": "dagster-test-password",
+    "postgresql.warehousePassword": "warehouse-test-password",
+    "postgresql.superuserPassword": "superuser-test-password",
+}
 
 
 def cache_bin() -> Path:
@@ -89,11 +97,13 @@ def helm_template(
     values_files: Iterable[Path] = (),
     set_values: Mapping[str, str] | None = None,
     extra_args: Iterable[str] = (),
+    generated_passwords: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     args = [helm, "template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
     for path in values_files:
         args += ["--values", str(path)]
-    for key, value in (set_values or {}).items():
+    fixed = {} if generated_passwords else FIXED_PASSWORDS
+    for key, value in {**fixed, **(set_values or {})}.items():
         args += ["--set", f"{key}={value}"]
     args += list(extra_args)
     return subprocess.run(args, capture_output=True, text=True, timeout=120)

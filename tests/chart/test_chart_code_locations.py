@@ -131,7 +131,9 @@ def test_warehouse_database_reaches_the_code_server_its_runs_and_the_embedded_po
     }
     (statefulset,) = rendered.of_kind("StatefulSet")
     postgres_env = env_of(statefulset["spec"]["template"]["spec"]["containers"][0])
-    assert database in postgres_env["POSTGRES_DATABASES"].split()
+    # Created by the embedded server, owned by the warehouse role (database:owner).
+    warehouse_role = load_values(LOCATIONS_VALUES)["postgresql"]["warehouseUser"]
+    assert f"{database}:{warehouse_role}" in postgres_env["POSTGRES_DATABASES"].split()
     # The default location keeps the warehouse's database (from the env ConfigMap).
     default = code_server(deployments_by_location(rendered)[DEFAULTS["name"]])
     assert "DBT_PG_DATABASE" not in env_of(default)

@@ -81,19 +81,24 @@ def expected_contract(
     warehouse = values["warehouse"]
     if warehouse["target"] == "postgres":
         wpg = warehouse["postgres"]
+        on_embedded = pg["enabled"] and not wpg["host"]
         plain |= {
             "DBT_PG_HOST": wpg["host"] or dagster_db["DAGSTER_PG_HOST"],
             "DBT_PG_PORT": str(wpg["port"]) if wpg["host"] else dagster_db["DAGSTER_PG_PORT"],
-            "DBT_PG_USER": wpg["user"] or dagster_db["DAGSTER_PG_USER"],
+            # The embedded server's warehouse has a role of its own; any other's defaults to Dagster's.
+            "DBT_PG_USER": pg["warehouseUser"] if on_embedded else (wpg["user"] or dagster_db["DAGSTER_PG_USER"]),
             "DBT_PG_DATABASE": wpg["database"],
         }
         # libpq parameters: Dagster's external server's while dbt uses that server, then the warehouse's.
         params = {} if wpg["host"] or pg["enabled"] else dict(external["params"])
         params |= wpg["params"]
         plain |= {f"DBT_PG_{name.upper()}": str(value) for name, value in params.items()}
-        secrets["DBT_PG_PASSWORD"] = (
-            (wpg["existingSecret"], wpg["passwordKey"]) if wpg["existingSecret"] else dagster_secret
-        )
+        if on_embedded:
+            secrets["DBT_PG_PASSWORD"] = (dagster_secret[0], pg["warehousePasswordKey"])
+        else:
+            secrets["DBT_PG_PASSWORD"] = (
+                (wpg["existingSecret"], wpg["passwordKey"]) if wpg["existingSecret"] else dagster_secret
+            )
     else:
         sf = warehouse["snowflake"]
         plain |= {

@@ -306,7 +306,7 @@ def test_every_env_var_the_chart_sets_is_refused_in_extras(helm, tmp_path):
             chart_env |= set(names(container.get("env")))
     run_pod = run_worker_job(rendered.instance_config()["run_launcher"]["config"])["spec"]["template"]["spec"]
     chart_env |= set(names(run_pod["containers"][0]["env"]))
-    assert {"DAGSTER_HOME", "DAGSTER_PG_PASSWORD", "POSTGRES_PASSWORD", "DAGSTER_PG_HOST"} <= chart_env
+    assert {"DAGSTER_HOME", "DAGSTER_PG_PASSWORD", "POSTGRES_SUPERUSER_PASSWORD", "DAGSTER_PG_HOST"} <= chart_env
     for name in sorted(chart_env):
         values_file = tmp_path / f"env-{name}.yaml"
         values_file.write_text(yaml.safe_dump({"podDefaults": {"env": [{"name": name, "value": "x"}]}}))

@@ -188,15 +188,6 @@ def test_no_secret_value_appears_outside_secrets(render, values_file):
                 assert "PASSWORD" not in key and "PRIVATE_KEY" not in key, f"{configmap['metadata']['name']}: {key}"
 
 
-def test_embedded_postgresql_secret_is_kept_and_uses_the_given_password(render):
-    rendered = render(set_values={"postgresql.password": "given-password"})
-    secret = rendered.one("Secret", "-postgresql")
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert rendered.secret_values() == ["given-password"]
-    generated = render().secret_values()
-    assert len(generated) == 1 and len(generated[0]) == 32
-
-
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_rbac_is_namespaced_and_minimal(render, values_file):
     rendered = render(values_file)

@@ -36,7 +36,24 @@ to by name and key only; no password is ever rendered outside a Secret.
 {{- ternary .Values.postgresql.passwordKey .Values.externalPostgresql.passwordKey .Values.postgresql.enabled }}
 {{- end }}
 
-{{/* The dbt postgres target: empty values fall back to Dagster's own server, user and password. */}}
+{{/*
+Whether the dbt postgres target uses the embedded PostgreSQL ("true" or empty): then as its own
+role, postgresql.warehouseUser, with its password in the embedded server's Secret.
+*/}}
+{{- define "dagster-dbt-k8s.warehouseOnEmbedded" -}}
+{{- if and .Values.postgresql.enabled (eq .Values.warehouse.target "postgres") (not .Values.warehouse.postgres.host) }}
+{{- with .Values.warehouse.postgres.user }}
+{{- fail (printf "warehouse.postgres.user (%s) names a role on a server given by warehouse.postgres.host; with the embedded PostgreSQL the warehouse role is postgresql.warehouseUser: set that instead" .) }}
+{{- end }}
+{{- with .Values.warehouse.postgres.existingSecret }}
+{{- fail (printf "warehouse.postgres.existingSecret (%s) holds the password of a server given by warehouse.postgres.host; with the embedded PostgreSQL the warehouse role's password is in postgresql.existingSecret (key postgresql.warehousePasswordKey): set that instead" .) }}
+{{- end }}
+{{- true }}
+{{- end }}
+{{- end }}
+
+{{/* The dbt postgres target: empty values fall back to Dagster's own server, user and password,
+     except on the embedded server, where the warehouse has its own role. */}}
 {{- define "dagster-dbt-k8s.warehousePg.host" -}}
 {{- default (include "dagster-dbt-k8s.dagsterPg.host" .) .Values.warehouse.postgres.host }}
 {{- end }}
@@ -50,7 +67,11 @@ to by name and key only; no password is ever rendered outside a Secret.
 {{- end }}
 
 {{- define "dagster-dbt-k8s.warehousePg.user" -}}
+{{- if include "dagster-dbt-k8s.warehouseOnEmbedded" . }}
+{{- .Values.postgresql.warehouseUser }}
+{{- else }}
 {{- default (include "dagster-dbt-k8s.dagsterPg.user" .) .Values.warehouse.postgres.user }}
+{{- end }}
 {{- end }}
 
 {{- define "dagster-dbt-k8s.warehousePg.secretName" -}}
@@ -58,25 +79,104 @@ to by name and key only; no password is ever rendered outside a Secret.
 {{- end }}
 
 {{- define "dagster-dbt-k8s.warehousePg.secretKey" -}}
-{{- if .Values.warehouse.postgres.existingSecret }}
+{{- if include "dagster-dbt-k8s.warehouseOnEmbedded" . }}
+{{- .Values.postgresql.warehousePasswordKey }}
+{{- else if .Values.warehouse.postgres.existingSecret }}
 {{- .Values.warehouse.postgres.passwordKey }}
 {{- else }}
 {{- include "dagster-dbt-k8s.dagsterPg.secretKey" . }}
 {{- end }}
 {{- end }}
 
-{{/* Databases the embedded PostgreSQL creates on first start (POSTGRES_DATABASES). */}}
+{{/*
+Databases of the embedded PostgreSQL with their owners, "database:owner" separated by spaces
+(POSTGRES_DATABASES): created at every start when missing, each reachable by its owner only.
+*/}}
 {{- define "dagster-dbt-k8s.postgresql.databases" -}}
-{{- $databases := list .Values.postgresql.database }}
-{{- if and (eq .Values.warehouse.target "postgres") (not .Values.warehouse.postgres.host) }}
-{{- $databases = append $databases .Values.warehouse.postgres.database }}
+{{- $pg := .Values.postgresql }}
+{{- $owners := dict $pg.database $pg.user }}
+{{- $names := list $pg.database }}
+{{- if include "dagster-dbt-k8s.warehouseOnEmbedded" . }}
+{{- $warehouses := list .Values.warehouse.postgres.database }}
 {{- range .Values.additionalCodeLocations }}
 {{- with .warehouseDatabase }}
-{{- $databases = append $databases . }}
+{{- $warehouses = append $warehouses . }}
 {{- end }}
 {{- end }}
+{{- range $warehouses }}
+{{- if eq . $pg.database }}
+{{- fail (printf "the warehouse database %s is postgresql.database, Dagster's storage: give the warehouse (warehouse.postgres.database, additionalCodeLocations[].warehouseDatabase) a database of its own" .) }}
 {{- end }}
-{{- $databases | uniq | join " " }}
+{{- $_ := set $owners . $pg.warehouseUser }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- $entries := list }}
+{{- range $names | uniq }}
+{{- if not (regexMatch "^[A-Za-z0-9_][-A-Za-z0-9_.]*$" .) }}
+{{- fail (printf "database name %q of the embedded PostgreSQL: use letters, digits, _, - and . only" .) }}
+{{- end }}
+{{- $entries = append $entries (printf "%s:%s" . (get $owners .)) }}
+{{- end }}
+{{- $entries | join " " }}
+{{- end }}
+
+{{/*
+Login roles of the embedded PostgreSQL, "role:ENV_VAR" separated by spaces (POSTGRES_ROLES): the
+env var holds the role's password, from the Secret. Never superusers.
+*/}}
+{{- define "dagster-dbt-k8s.postgresql.roles" -}}
+{{- $pg := .Values.postgresql }}
+{{- $roles := list (printf "%s:POSTGRES_DAGSTER_PASSWORD" $pg.user) }}
+{{- if include "dagster-dbt-k8s.warehouseOnEmbedded" . }}
+{{- $roles = append $roles (printf "%s:POSTGRES_WAREHOUSE_PASSWORD" $pg.warehouseUser) }}
+{{- end }}
+{{- $roles | join " " }}
+{{- end }}
+
+{{/* Refuses one role for two purposes: each role of the embedded server has one job. */}}
+{{- define "dagster-dbt-k8s.postgresql.checkRoles" -}}
+{{- $pg := .Values.postgresql }}
+{{- if eq $pg.user $pg.superuser }}
+{{- fail (printf "postgresql.user and postgresql.superuser are both %s: Dagster's role is not the superuser; name another" $pg.user) }}
+{{- end }}
+{{- if and (include "dagster-dbt-k8s.warehouseOnEmbedded" .) (has $pg.warehouseUser (list $pg.user $pg.superuser)) }}
+{{- fail (printf "postgresql.warehouseUser %s is also postgresql.user or postgresql.superuser: the warehouse has a role of its own; name another" $pg.warehouseUser) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The embedded server's passwords, as JSON {"<key>": "<password>"}: each from values, else from the
+Secret in the cluster (lookup), else generated. Computed once per render and kept in .Values, so
+the Secret and the checksum annotations agree on a generated one.
+*/}}
+{{- define "dagster-dbt-k8s.postgresql.passwords" -}}
+{{- $pg := .Values.postgresql }}
+{{- if not (hasKey $pg "_renderedPasswords") }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "dagster-dbt-k8s.postgresqlName" .) }}
+{{- $data := (and $existing $existing.data) | default dict }}
+{{- $passwords := dict }}
+{{- range $pair := list (list $pg.passwordKey $pg.password) (list $pg.warehousePasswordKey $pg.warehousePassword) (list $pg.superuserPasswordKey $pg.superuserPassword) }}
+{{- $key := index $pair 0 }}
+{{- $password := index $pair 1 }}
+{{- if not $password }}
+{{- $password = ternary (index $data $key | default "" | b64dec) (randAlphaNum 32) (hasKey $data $key) }}
+{{- end }}
+{{- $_ := set $passwords $key $password }}
+{{- end }}
+{{- $_ := set $pg "_renderedPasswords" $passwords }}
+{{- end }}
+{{- get $pg "_renderedPasswords" | toJson }}
+{{- end }}
+
+{{/*
+A checksum of the passwords of the Secret the chart renders (empty with postgresql.existingSecret
+or an external server): pods whose env comes from that Secret restart when one changes.
+*/}}
+{{- define "dagster-dbt-k8s.postgresql.passwordsChecksum" -}}
+{{- if and .Values.postgresql.enabled (not .Values.postgresql.existingSecret) }}
+{{- include "dagster-dbt-k8s.postgresql.passwords" . | sha256sum }}
+{{- end }}
 {{- end }}
 
 {{/*

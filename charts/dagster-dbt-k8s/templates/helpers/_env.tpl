@@ -67,10 +67,12 @@ SNOWFLAKE_DATABASE: {{ required "warehouse.snowflake.database is required when w
 {{- end }}
 {{- end }}
 
-{{/* checksum/config: changes whenever a ConfigMap the Dagster pods read changes. */}}
+{{/* checksum/config: changes whenever a ConfigMap the Dagster pods read changes, or a password of
+     the embedded PostgreSQL's Secret the chart renders (the server applies it at its restart). */}}
 {{- define "dagster-dbt-k8s.configChecksum" -}}
 {{- $instance := include "dagster-dbt-k8s.instanceYaml" . }}
 {{- $workspace := include "dagster-dbt-k8s.workspaceYaml" . }}
 {{- $env := include "dagster-dbt-k8s.envConfigMapData" . }}
-{{- printf "%s\n---\n%s\n---\n%s" $instance $workspace $env | sha256sum }}
+{{- $passwords := include "dagster-dbt-k8s.postgresql.passwordsChecksum" . }}
+{{- printf "%s\n---\n%s\n---\n%s\n---\n%s" $instance $workspace $env $passwords | sha256sum }}
 {{- end }}

@@ -49,10 +49,12 @@ annotation, env vars it sets, volume and container names it uses.
 {{- fail (printf "%s.podLabels.%s is set by the chart (its selectors use it): use another label" $path $key) }}
 {{- end }}
 {{- end }}
-{{- if hasKey (get $extras "podAnnotations" | default dict) "checksum/config" }}
-{{- fail (printf "%s.podAnnotations.checksum/config is set by the chart (it restarts pods when a ConfigMap changes): use another annotation" $path) }}
+{{- range $annotation := list "checksum/config" "checksum/passwords" }}
+{{- if hasKey (get $extras "podAnnotations" | default dict) $annotation }}
+{{- fail (printf "%s.podAnnotations.%s is set by the chart (it restarts pods when a ConfigMap or a password changes): use another annotation" $path $annotation) }}
 {{- end }}
-{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_USER" "POSTGRES_PASSWORD" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "CODE_LOCATIONS" }}
+{{- end }}
+{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_SUPERUSER" "POSTGRES_SUPERUSER_PASSWORD" "POSTGRES_DAGSTER_PASSWORD" "POSTGRES_WAREHOUSE_PASSWORD" "POSTGRES_ROLES" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "CODE_LOCATIONS" }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.envConfigMapData" $root | fromYaml | keys) }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.computeLogsEnvNames" $root | fromJsonArray) }}
 {{- range $i, $var := get $extras "env" | default list }}
