@@ -260,6 +260,19 @@ def test_missing_blue_table_refused_green_unchanged(
     assert_green_is(cur, project.database, R1, [R1])
 
 
+def test_a_release_id_with_a_quote_is_refused_with_nothing_run(
+    release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, project, cur = release
+    project.build_blue(R1, monkeypatch)
+    assert project.promote(R1, monkeypatch)
+    standin.statements.clear()
+    assert not project.clone_green_to_blue("x'; drop schema green; --", monkeypatch)
+    assert not project.promote("x'; drop schema green; --", monkeypatch)
+    assert not any("green" in statement.lower() for statement in standin.statements), standin.statements
+    assert_green_is(cur, project.database, R1, [R1])
+
+
 def test_promotion_of_a_blue_prepared_for_another_release_refused_green_unchanged(
     release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
