@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+from dagster._core.launcher import LaunchRunContext
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -23,7 +24,8 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 from dagster_code.local.instance import chart_values
 from dagster_code.retries import LOST_CONNECTION_TAG, RETRY_ON_STEP_FAILURE_TAG
 from dagster_code.run_coordinator import RELEASE_TAG, RELEASE_TAG_VALUE
-from dagster_code.run_launcher import image_upgraded_while_queued
+from dagster_code.run_launcher import PlatformK8sRunLauncher, image_upgraded_while_queued
+from dagster_code.run_pod_config import RunPodConfigRefused
 from k8s_tests.harness.dagster_api import LAUNCH_RUN_MUTATION, REPOSITORY_NAME
 from tests.conftest import REPO_ROOT
 
@@ -252,3 +254,43 @@ def test_a_reexecution_of_a_refused_run_with_its_tags_is_refused_again(workspace
     assert run.parent_run_id == parent.run_id
     assert run.status == dg.DagsterRunStatus.FAILURE, run.status
     assert "container_config.command" in failure_message(instance, run.run_id)
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def test_the_launcher_refuses_a_run_that_reaches_it_without_the_coordinator(workspace, instance, tmp_path):
+    """The second line: a run that skipped the coordinator (created and launched directly) is
+    refused before the launcher asks Kubernetes for anything (its API here is unreachable)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    launcher = PlatformK8sRunLauncher(
+        service_account_name="runs",
+        instance_config_map="instance",
+        dagster_home="/opt/dagster/dagster_home",
+        job_image=IMAGE,
+        load_incluster_config=False,
+        kubeconfig_file=str(kubeconfig),
+    )
+    launcher.register_instance(instance)
+    refused, _ = launch_refused(
+        workspace,
+        IMPLICIT_ASSET_JOB,
+        [NOT_RELEASED],
+        {K8S_CONFIG_TAG: json.dumps({"container_config": {"args": ["x"]}})},
+    )
+    with pytest.raises(RunPodConfigRefused, match=r"container_config\.args.*runLauncher\.runTagK8sConfig\.allowedKeys"):
+        launcher.launch_run(LaunchRunContext(dagster_run=refused, workspace=workspace))
+    allowed = launch(
+        workspace,
+        IMPLICIT_ASSET_JOB,
+        [NOT_RELEASED],
+        tags={K8S_CONFIG_TAG: json.dumps({"container_config": {"resources": {}}})},
+    )
+    launcher.refuse_launched_k8s_config(allowed)  # no refusal
