@@ -9,6 +9,14 @@ SEED ?= 1
 ROUNDS ?= 30
 # The dbt project that `make dev` runs and `make image` packages (a path; default the example).
 DBT_PROJECT ?= dbt_project
+# Every variable a user sets reaches the recipes through the environment, as typed, and recipes
+# expand it as `"$${VAR}"` (`$${VAR}` for a list of arguments). Written as $(VAR), make would paste
+# the value into the shell line, where a quote or a `$(...)` in it is shell syntax; and make itself
+# expands a `$(...)` in a value it exports (`$(shell ...)` runs), unless the value is taken as is
+# (`$(value ...)`) first. The *_ARGS lists are split on whitespace only (no quoting inside them).
+USER_VARIABLES := SELECT LAYOUT SEED ROUNDS DBT_PROJECT CLUSTER_TEST_ARGS K8S_TEST_ARGS BENCH_ARGS
+$(foreach name,$(USER_VARIABLES),$(eval override $(name) := $$(value $(name))))
+export $(USER_VARIABLES)
 
 ##@ Setup and local development
 
@@ -22,11 +30,11 @@ setup: ## Install what the fast suite and local runs need (uv, Python deps, Post
 
 .PHONY: dev
 dev: setup ## Run Dagster locally (webserver + daemon) on DBT_PROJECT against an embedded PostgreSQL.
-	DBT_PROJECT="$(DBT_PROJECT)" hack/dev.sh
+	hack/dev.sh
 
 .PHONY: materialize
 materialize: setup ## Materialize dbt assets chosen with dbt selection syntax: make materialize SELECT="tag:staging +fct_orders".
-	hack/materialize.sh "$(SELECT)"
+	hack/materialize.sh "$${SELECT}"
 
 .PHONY: dbt-deps-reset
 dbt-deps-reset: setup ## Recover from a broken package update: dbt clean && dbt deps.
@@ -50,7 +58,7 @@ chart-test: setup ## helm lint, and render tests of the chart.
 
 .PHONY: image
 image: ## Build the project image of DBT_PROJECT (and the PostgreSQL image) into the local Docker engine.
-	DBT_PROJECT="$(DBT_PROJECT)" hack/build-images.sh
+	hack/build-images.sh
 
 .PHONY: k8s-test-images
 k8s-test-images: image ## The images the cluster suites install: the example's (make image), tests/dbt_projects/acme's and its next version's, tests/dbt_projects/plain's, the S3 server's.
@@ -65,7 +73,7 @@ k8s-test-images: image ## The images the cluster suites install: the example's (
 
 .PHONY: cluster
 cluster: ## Bring up a kind cluster (LAYOUT=single|multi), building the node image when none can be pulled.
-	k8s_tests/cluster/up.sh $(LAYOUT)
+	k8s_tests/cluster/up.sh "$${LAYOUT}"
 
 .PHONY: cluster-down
 cluster-down: ## Delete the kind cluster.
@@ -77,7 +85,7 @@ cluster-clean: cluster-down ## Delete the cluster and drop every cache.
 
 .PHONY: cluster-test
 cluster-test: ## Acceptance test of the kind cluster; reuse one with CLUSTER_TEST_ARGS="--kind-cluster dagster-dbt-k8s".
-	uv run pytest k8s_tests/test_cluster.py $(CLUSTER_TEST_ARGS)
+	uv run pytest k8s_tests/test_cluster.py $${CLUSTER_TEST_ARGS}
 
 ##@ Dagster on kind (the main job and the chaos suite)
 
@@ -91,19 +99,19 @@ down: ## Uninstall the release and delete the kind cluster.
 
 .PHONY: k8s-test
 k8s-test: setup ## The cluster suites CI runs: acceptance + every fault kind; K8S_TEST_ARGS="--kind-cluster dagster-dbt-k8s --keep-cluster" reuses one.
-	hack/test.sh k8s_tests -m "not full_suite" $(K8S_TEST_ARGS)
+	hack/test.sh k8s_tests -m "not full_suite" $${K8S_TEST_ARGS}
 
 .PHONY: k8s-test-full
 k8s-test-full: setup ## Every cluster scenario (k8s-test and the full_suite ones); takes K8S_TEST_ARGS too.
-	hack/test.sh k8s_tests $(K8S_TEST_ARGS)
+	hack/test.sh k8s_tests $${K8S_TEST_ARGS}
 
 .PHONY: chaos-soak
 chaos-soak: setup ## Faults of every kind at random moments, invariants checked each round: SEED=1 ROUNDS=30 (multi-node cluster; takes K8S_TEST_ARGS).
-	SOAK_SEED=$(SEED) SOAK_ROUNDS=$(ROUNDS) hack/test.sh k8s_tests/chaos/test_chaos_soak.py -s --cluster-layout multi $(K8S_TEST_ARGS)
+	SOAK_SEED="$${SEED}" SOAK_ROUNDS="$${ROUNDS}" hack/test.sh k8s_tests/chaos/test_chaos_soak.py -s --cluster-layout multi $${K8S_TEST_ARGS}
 
 .PHONY: bench
 bench: setup ## Recovery benchmark on its own kind cluster; BENCH_ARGS="--quick" for a one-repetition check.
-	uv run --frozen python -m k8s_tests.bench $(BENCH_ARGS)
+	uv run --frozen python -m k8s_tests.bench $${BENCH_ARGS}
 
 .PHONY: bench-step-outputs
 bench-step-outputs: setup ## Dagster's cost per output of one step of 250 to 5,000 assets, as shipped and fixed (in process, ~10 min).

@@ -9,6 +9,7 @@ fault can land while some assets are done; the retry then measures recovery, not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import dagster as dg
@@ -25,10 +26,26 @@ LOCK_WAIT_VAR = "blue_green_lock_wait_seconds"
 # Set by the platform or the project, never by a run tag: a run tagged with another release id
 # or schema would build, or promote, a release other than its run group's.
 PLATFORM_VARS = (RELEASE_ID_VAR, BLUE_SCHEMA_VAR, GREEN_SCHEMA_VAR, LOCK_WAIT_VAR)
+# A Dagster run id (str(uuid4())): the only form a release id takes. The root run id tag can be set
+# by whoever launches a run, and the id reaches SQL (the macros also check it, in
+# dbt_blue_green/macros/bluegreen_release_id.sql).
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class InvalidReleaseId(dg.DagsterError):
+    """A release id that is not a Dagster run id."""
 
 
 def release_id(run: dg.DagsterRun) -> str:
-    return run.tags.get(ROOT_RUN_ID_TAG, run.run_id)
+    """The release's id: its run group's root run id, checked to be a run id before any SQL."""
+    value = run.tags.get(ROOT_RUN_ID_TAG, run.run_id)
+    if not RUN_ID.fullmatch(value):
+        raise InvalidReleaseId(
+            f"Run {run.run_id}: the release id (tag {ROOT_RUN_ID_TAG}, dbt var {RELEASE_ID_VAR}) must be a Dagster "
+            f"run id, a lowercase UUID such as {run.run_id}; got {value!r}. Nothing was run. Launch the release "
+            f"without setting {ROOT_RUN_ID_TAG}: Dagster sets it on retries and re-executions."
+        )
+    return value
 
 
 def run_dbt_vars(run: dg.DagsterRun, vars_from_run_tags: Mapping[str, str], with_release_id: bool) -> dict[str, str]:

@@ -15,6 +15,10 @@ image deployed then, which its pod would run: the launcher refuses it, naming bo
 retry daemon re-creates it from the definitions deployed now (a FROM_ASSET_FAILURE retry of a run
 that built nothing selects everything it selected).
 
+A run whose launch set Kubernetes config beyond the chart's allowlist is refused here too, for any
+path that reaches the launcher without the run coordinator (dagster_code/run_pod_config.py, with
+the allowlist the coordinator was configured with).
+
 A run worker killed for memory fails its run with a message that says so, without retries
 (dagster_code.out_of_memory).
 
@@ -31,7 +35,7 @@ from __future__ import annotations
 import datetime
 
 from dagster._core.errors import DagsterError, DagsterUserCodeUnreachableError
-from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, ResumeRunContext, WorkerStatus
 from dagster._core.remote_representation.code_location import CodeLocation, GrpcServerCodeLocation
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.workspace.context import BaseWorkspaceRequestContext
@@ -41,7 +45,9 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import get_job_name_from_run_id
 from kubernetes import client
 
-from dagster_code.out_of_memory import HOW_TO_RAISE_THE_LIMIT, mark_out_of_memory
+from dagster_code.out_of_memory import HOW_TO_RAISE_THE_LIMIT, MAX_RETRIES_TAG, mark_out_of_memory
+from dagster_code.run_coordinator import PlatformRunCoordinator
+from dagster_code.run_pod_config import REFUSED_TAG, RunPodConfigRefused, refusal
 
 OOM_KILLED = "OOMKilled"
 # A kubelet stops a deleted pod's containers within its grace period; one that has not this long
@@ -55,10 +61,25 @@ class QueuedWithAnotherImage(DagsterError):
 
 class PlatformK8sRunLauncher(K8sRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
+        self.refuse_launched_k8s_config(context.dagster_run)
         message = image_upgraded_while_queued(context.dagster_run, context.workspace)
         if message is not None:
             raise QueuedWithAnotherImage(message)
         super().launch_run(context)
+
+    def resume_run(self, context: ResumeRunContext) -> None:
+        self.refuse_launched_k8s_config(context.dagster_run)
+        super().resume_run(context)
+
+    def refuse_launched_k8s_config(self, run: DagsterRun) -> None:
+        coordinator = self._instance.run_coordinator
+        allowed_keys = coordinator.allowed_k8s_config_keys if isinstance(coordinator, PlatformRunCoordinator) else ()
+        message = refusal(self._instance, run, allowed_keys)
+        if message is not None:
+            # Before the failure is recorded (by whoever called the launcher), which is when the
+            # retry daemon decides: a retry would copy the refused tags.
+            self._instance.add_run_tags(run.run_id, {REFUSED_TAG: "true", MAX_RETRIES_TAG: "0"})
+            raise RunPodConfigRefused(message)
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)

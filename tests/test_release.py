@@ -5,12 +5,14 @@ import json
 import shutil
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import dagster as dg
 import psycopg
+import psycopg.sql
 import pytest
 from example_extras import raw_data
 
@@ -36,6 +38,12 @@ from tests.support import (
     table_exists,
 )
 from tests.waiting import wait_until
+
+# Release ids are run ids (checked by the platform and by the macros); named ones for the tests
+# that run the operations themselves.
+FIRST, OLDER, NEWER, HELD, BAD_VAR, WIDE, NEXT = (
+    str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in ("first", "older", "newer", "held", "bad-var", "wide", "next")
+)
 
 
 def test_release_builds_every_model_and_matches_generated_totals(defs, warehouse, instance):
@@ -265,23 +273,23 @@ def test_promotion_of_a_blue_prepared_before_another_release_reached_green_is_re
                 conn.execute(f"drop table if exists {schema}.{table}")
                 conn.execute(f"create table {schema}.{table} as select '{release}' as release_id, '{release}' as built")
 
-    for release, dbt_vars in (("first", {}), ("older", {}), ("newer", other_blue)):
+    for release, dbt_vars in ((FIRST, {}), (OLDER, {}), (NEWER, other_blue)):
         assert _operation(tmp_path, "clone_green_to_blue", release, dbt_vars).returncode == 0
         build_in(dbt_vars.get("blue_schema", BLUE), release)
-        if release != "older":
+        if release != OLDER:
             promoted = _operation(tmp_path, "promote_blue_to_green", release, dbt_vars)
             assert promoted.returncode == 0, promoted.stdout
     green_before = schema_contents(warehouse, GREEN)
 
-    refused = _operation(tmp_path, "promote_blue_to_green", "older")
+    refused = _operation(tmp_path, "promote_blue_to_green", OLDER)
 
     assert refused.returncode != 0
     assert (
-        "Release older cannot be promoted: blue was prepared from release first, but release newer was "
-        "promoted since, and promoting this one would roll it back. Green is unchanged; it holds release newer."
+        f"Release {OLDER} cannot be promoted: blue was prepared from release {FIRST}, but release {NEWER} was "
+        f"promoted since, and promoting this one would roll it back. Green is unchanged; it holds release {NEWER}."
     ) in refused.stdout, refused.stdout
     assert schema_contents(warehouse, GREEN) == green_before
-    assert [release for release, _ in release_log(warehouse)] == ["first", "newer"]
+    assert [release for release, _ in release_log(warehouse)] == [FIRST, NEWER]
 
 
 def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounded_time(
@@ -333,16 +341,16 @@ def test_promotion_gives_way_to_consumers_never_aborting_them_and_waits_a_bounde
     # A consumer holding a table throughout: the promotion gives up, names it, changes nothing.
     with psycopg.connect(warehouse) as holder:
         holder.execute(f"select count(*) from {GREEN}.{last_table}")
-        assert _operation(tmp_path, "clone_green_to_blue", "held-release").returncode == 0
-        held = _operation(tmp_path, "promote_blue_to_green", "held-release", {"blue_green_lock_wait_seconds": 2})
+        assert _operation(tmp_path, "clone_green_to_blue", HELD).returncode == 0
+        held = _operation(tmp_path, "promote_blue_to_green", HELD, {"blue_green_lock_wait_seconds": 2})
         assert held.returncode != 0
-        assert "Release held-release cannot be promoted" in held.stdout, held.stdout
+        assert f"Release {HELD} cannot be promoted" in held.stdout, held.stdout
         assert f"{GREEN}.{last_table} (pid {holder.info.backend_pid})" in held.stdout, held.stdout
         holder.execute(f"select count(*) from {GREEN}.{first_table}")  # never aborted
     assert green_release_ids(warehouse) == {mart: {second.run_id} for mart in MARTS}
     assert [release for release, _ in release_log(warehouse)] == [published.run_id, second.run_id]
-    assert _operation(tmp_path, "clone_green_to_blue", "bad-var-release").returncode == 0
-    bad = _operation(tmp_path, "promote_blue_to_green", "bad-var-release", {"blue_green_lock_wait_seconds": "soon"})
+    assert _operation(tmp_path, "clone_green_to_blue", BAD_VAR).returncode == 0
+    bad = _operation(tmp_path, "promote_blue_to_green", BAD_VAR, {"blue_green_lock_wait_seconds": "soon"})
     assert "var blue_green_lock_wait_seconds must be a positive number of seconds, got 'soon'" in bad.stdout
 
 
@@ -387,28 +395,28 @@ def test_a_release_of_thousands_of_tables_is_cloned_and_promoted(default_sized_w
         return sorted(name for (name,) in listed)
 
     context, dbt = dg.build_op_context(), dbt_resource(dbt_project())
-    wide = {"release_id": "wide-release"}
+    wide = {"release_id": WIDE}
     run_operation(context, dbt, "clone_green_to_blue", {**wide, "tables": tables}, wide)
     build_in_blue()
     built_by = {
-        table: {"model": f"large/{table}", "code_version": "0" * 40, "run_id": "wide-release", "image": "example:1"}
+        table: {"model": f"large/{table}", "code_version": "0" * 40, "run_id": WIDE, "image": "example:1"}
         for table in tables
     }
-    macro_args = {"release_id": "wide-release", "tables": tables, "built_by": built_by}
+    macro_args = {"release_id": WIDE, "tables": tables, "built_by": built_by}
     assert len(json.dumps(macro_args)) > LINUX_ARGUMENT_LIMIT_BYTES
 
-    run_operation(context, dbt, "promote_blue_to_green", macro_args, {"release_id": "wide-release"})
+    run_operation(context, dbt, "promote_blue_to_green", macro_args, wide)
 
     assert [name for name in tables_in(GREEN) if name != "_release_log"] == tables
     [(release, logged_tables, logged_built_by)] = query(
         warehouse, f"select release_id, tables, built_by from {GREEN}._release_log"
     )
-    assert (release, sorted(logged_tables), logged_built_by) == ("wide-release", tables, built_by)
+    assert (release, sorted(logged_tables), logged_built_by) == (WIDE, tables, built_by)
 
     # The next release starts from a copy of every table green publishes, over the blue tables
     # of the release before.
     build_in_blue()
-    run_operation(context, dbt, "clone_green_to_blue", {"release_id": "next", "tables": tables}, {"release_id": "next"})
+    run_operation(context, dbt, "clone_green_to_blue", {"release_id": NEXT, "tables": tables}, {"release_id": NEXT})
     assert [name for name in tables_in(BLUE) if name != RELEASE_PREPARED] == tables
     assert query(warehouse, f"select id from {BLUE}.{tables[-1]}") == [(len(tables) - 1,)]
 
@@ -559,3 +567,45 @@ def test_release_retried_under_changed_source_or_var_is_refused_naming_it(
     models_named = {line.split(":")[0] for line in message.splitlines() if "built by code version" in line}
     assert changed_models <= models_named, message
     assert not table_exists(warehouse, GREEN, "fct_orders")
+
+
+# A table name no quoting function of dbt's survives: adapter.quote leaves its `"` as is.
+QUOTED_NAME = """mart "with" 'quotes'"""
+
+
+def test_a_table_named_with_quotes_is_cloned_and_promoted(warehouse):
+    """Every identifier and literal of the release's macros is quoted: a table whose name holds
+    both quotes goes through the clone and the promotion, and is logged by its name."""
+    context, dbt = dg.build_op_context(), dbt_resource(dbt_project())
+    tables = [QUOTED_NAME]
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("create schema {}").format(psycopg.sql.Identifier(GREEN)))
+        green_table = psycopg.sql.Identifier(GREEN, QUOTED_NAME)
+        conn.execute(psycopg.sql.SQL("create table {} as select 'green' as built").format(green_table))
+
+    run_operation(context, dbt, "clone_green_to_blue", {"release_id": FIRST, "tables": tables}, {"release_id": FIRST})
+    blue_table = psycopg.sql.Identifier(BLUE, QUOTED_NAME)
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        assert conn.execute(psycopg.sql.SQL("select built from {}").format(blue_table)).fetchall() == [("green",)]
+        conn.execute(psycopg.sql.SQL("update {} set built = 'blue'").format(blue_table))
+    built_by = {QUOTED_NAME: {"model": QUOTED_NAME, "run_id": FIRST}}
+    macro_args = {"release_id": FIRST, "tables": tables, "built_by": built_by}
+    run_operation(context, dbt, "promote_blue_to_green", macro_args, {"release_id": FIRST})
+
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute(psycopg.sql.SQL("select built from {}").format(green_table)).fetchall() == [("blue",)]
+    [(release, logged_tables, logged_built_by)] = query(
+        warehouse, f"select release_id, tables, built_by from {GREEN}._release_log"
+    )
+    assert (release, logged_tables, logged_built_by) == (FIRST, tables, built_by)
+
+
+@pytest.mark.parametrize("macro", ["clone_green_to_blue", "promote_blue_to_green"])
+def test_a_release_id_with_a_quote_is_refused_before_any_sql(warehouse, tmp_path, macro):
+    """The macros check the id themselves (a caller other than the platform's assets)."""
+    refused = _operation(tmp_path, macro, "x'; drop schema green cascade; --")
+    assert refused.returncode != 0
+    assert "release_id must be a Dagster run id" in refused.stdout, refused.stdout
+    assert """got "x'; drop schema green cascade; --". Nothing was done""" in refused.stdout, refused.stdout
+    # Nothing ran: not even blue's schema was created.
+    assert query(warehouse, "select schema_name from information_schema.schemata where schema_name = %s", (BLUE,)) == []

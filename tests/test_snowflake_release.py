@@ -34,6 +34,8 @@ pytestmark = [
 ]
 
 CONSUMER_TABLE = "consumer_notes"
+# Release ids are run ids (the macros refuse anything else), in this order.
+R1, R2, R3 = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
 _databases = itertools.count()
 
 
@@ -227,22 +229,22 @@ def test_first_and_second_promotion_publish_one_release_logged_once(
 ) -> None:
     standin, project, cur = release
     db = project.database
-    project.build_blue("r1", monkeypatch)
+    project.build_blue(R1, monkeypatch)
     assert all((db, "BLUE", t.upper()) in standin.transient_tables for t in RELEASE_TABLES)
-    assert project.promote("r1", monkeypatch), "first promotion failed (transient -> permanent clone?)"
-    assert_green_is(cur, db, "r1", ["r1"])
+    assert project.promote(R1, monkeypatch), "first promotion failed (transient -> permanent clone?)"
+    assert_green_is(cur, db, R1, [R1])
     assert all((db, "GREEN", t.upper()) in standin.transient_tables for t in RELEASE_TABLES)
 
-    project.build_blue("r2", monkeypatch)
-    assert project.promote("r2", monkeypatch)
-    assert_green_is(cur, db, "r2", ["r1", "r2"])
+    project.build_blue(R2, monkeypatch)
+    assert project.promote(R2, monkeypatch)
+    assert_green_is(cur, db, R2, [R1, R2])
     assert "GREEN_NEXT" not in schemas(cur, db)
     cur.execute(f"select min(year(promoted_at)), max(built_by:orders:run_id::varchar) from {db}.green._release_log")
-    assert cur.fetchone() == (datetime.now(UTC).year, "run-r2")
+    assert cur.fetchone() == (datetime.now(UTC).year, f"run-{R2}")
 
     standin.statements.clear()
-    assert project.promote("r2", monkeypatch), "replay of an already-promoted release failed"
-    assert_green_is(cur, db, "r2", ["r1", "r2"])
+    assert project.promote(R2, monkeypatch), "replay of an already-promoted release failed"
+    assert_green_is(cur, db, R2, [R1, R2])
     assert not any("swap" in s or "clone" in s for s in standin.statements), standin.statements
 
 
@@ -250,12 +252,25 @@ def test_missing_blue_table_refused_green_unchanged(
     release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, project, cur = release
-    project.build_blue("r1", monkeypatch)
-    assert project.promote("r1", monkeypatch)
-    assert project.clone_green_to_blue("r2", monkeypatch)
+    project.build_blue(R1, monkeypatch)
+    assert project.promote(R1, monkeypatch)
+    assert project.clone_green_to_blue(R2, monkeypatch)
     cur.execute(f"drop table {project.database}.blue.orders")
-    assert not project.promote("r2", monkeypatch)
-    assert_green_is(cur, project.database, "r1", ["r1"])
+    assert not project.promote(R2, monkeypatch)
+    assert_green_is(cur, project.database, R1, [R1])
+
+
+def test_a_release_id_with_a_quote_is_refused_with_nothing_run(
+    release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, project, cur = release
+    project.build_blue(R1, monkeypatch)
+    assert project.promote(R1, monkeypatch)
+    standin.statements.clear()
+    assert not project.clone_green_to_blue("x'; drop schema green; --", monkeypatch)
+    assert not project.promote("x'; drop schema green; --", monkeypatch)
+    assert not any("green" in statement.lower() for statement in standin.statements), standin.statements
+    assert_green_is(cur, project.database, R1, [R1])
 
 
 def test_promotion_of_a_blue_prepared_for_another_release_refused_green_unchanged(
@@ -264,16 +279,16 @@ def test_promotion_of_a_blue_prepared_for_another_release_refused_green_unchange
     """As on PostgreSQL: a release whose blue was never prepared (a promotion launched on its own,
     or blue reused by a later release) would publish another release's tables."""
     standin, project, cur = release
-    project.build_blue("r1", monkeypatch)
-    assert project.promote("r1", monkeypatch)
-    project.build_blue("r2", monkeypatch)
+    project.build_blue(R1, monkeypatch)
+    assert project.promote(R1, monkeypatch)
+    project.build_blue(R2, monkeypatch)
     standin.statements.clear()
-    assert not project.promote("r3", monkeypatch)
+    assert not project.promote(R3, monkeypatch)
     assert not any("swap" in s or "clone" in s for s in standin.statements), standin.statements
-    assert_green_is(cur, project.database, "r1", ["r1"])
+    assert_green_is(cur, project.database, R1, [R1])
 
 
-@pytest.mark.parametrize("previous", [None, "r1"], ids=["first_promotion", "second_promotion"])
+@pytest.mark.parametrize("previous", [None, R1], ids=["first_promotion", "second_promotion"])
 def test_crash_after_each_statement_then_replay_leaves_one_release(
     release: tuple[SnowflakeStandIn, ReleaseProject, Any], monkeypatch: pytest.MonkeyPatch, previous: str | None
 ) -> None:
@@ -282,33 +297,33 @@ def test_crash_after_each_statement_then_replay_leaves_one_release(
     if previous:
         project.build_blue(previous, monkeypatch)
         assert project.promote(previous, monkeypatch)
-    project.build_blue("r2", monkeypatch)
+    project.build_blue(R2, monkeypatch)
     # Saved states to restart each crash from (schema clones, through the stand-in itself).
     cur.execute(f"create schema {db}.saved_green clone {db}.green")
     cur.execute(f"create schema {db}.saved_blue clone {db}.blue")
     logged = [previous] if previous else []
 
     standin.statements.clear()
-    assert project.promote("r2", monkeypatch)
+    assert project.promote(R2, monkeypatch)
     statements = list(standin.statements)
     assert any("swap with" in s for s in statements), statements
-    assert_green_is(cur, db, "r2", [*logged, "r2"])
+    assert_green_is(cur, db, R2, [*logged, R2])
 
     for crash_after in range(1, len(statements) + 1):
         cur.execute(f"create or replace schema {db}.green clone {db}.saved_green")
         cur.execute(f"create or replace schema {db}.blue clone {db}.saved_blue")
         cur.execute(f"drop schema if exists {db}.green_next")
         standin.arm_crash(after=crash_after)
-        crashed = not project.promote("r2", monkeypatch)
+        crashed = not project.promote(R2, monkeypatch)
         standin.disarm()
         assert crashed == (crash_after < len(statements)), f"crash after statement {crash_after} not injected"
         if previous:
             # Before its swap the promotion leaves green whole on the previous release; after, on r2.
             in_tables, log, _ = green_state(cur, db)
-            assert (in_tables, log) in [({previous}, logged), ({"r2"}, [*logged, "r2"])], (
+            assert (in_tables, log) in [({previous}, logged), ({R2}, [*logged, R2])], (
                 f"after a crash after statement {crash_after} ({statements[crash_after - 1]!r}), "
                 f"green holds {in_tables} with log {log}"
             )
-        assert project.promote("r2", monkeypatch), f"replay after a crash after statement {crash_after} failed"
-        assert_green_is(cur, db, "r2", [*logged, "r2"])
+        assert project.promote(R2, monkeypatch), f"replay after a crash after statement {crash_after} failed"
+        assert_green_is(cur, db, R2, [*logged, R2])
         assert "GREEN_NEXT" not in schemas(cur, db)

@@ -65,6 +65,7 @@ def instance_config(
             "config": {
                 "dequeue_interval_seconds": runs["dequeueIntervalSeconds"],
                 "retry_strategy": retries["strategy"],
+                "allowed_run_tag_k8s_config_keys": list(values["runLauncher"]["runTagK8sConfig"]["allowedKeys"]),
             },
         },
         "concurrency": {

@@ -8,10 +8,15 @@ own jobs.
 2. `release/green_promoted` clicked alone in the UI after two releases: refused before it touches
    green, naming what its run group lacks; green and `_release_log` unchanged row for row, and
    nothing retried.
+
+Issue 29: a GraphQL launch whose `dagster-k8s/config` run tag sets another command is failed when
+it is submitted, naming the key and the values setting; no Job is created for it, and it is not
+retried.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from datetime import timedelta
@@ -124,3 +129,25 @@ def test_green_promoted_launched_alone_is_refused_and_green_unchanged(chaos_depl
     assert run.tags.get("dagster/will_retry") == "false", run.tags
     assert schema_contents(deployment.warehouse, GREEN, MARTS) == green_before
     assert release_log(deployment.warehouse) == log_before
+
+
+# What the daemon gets to do with a run in this time if it was queued: dequeue it (the chart's
+# dequeue interval is 1 s) and create its Job; retry a failed run (its loop runs every few seconds).
+NO_POD_WATCH_SECONDS = 20
+
+
+def test_a_launch_whose_run_tag_sets_another_command_is_refused_and_gets_no_pod(chaos_deployment: Deployment) -> None:
+    deployment, api = chaos_deployment, chaos_deployment.api
+    command = {"container_config": {"command": ["sh", "-c", "env; ls /var/run/secrets"]}}
+    run_id = api.launch_run(IMPLICIT_ASSET_JOB_NAME, {"dagster-k8s/config": json.dumps(command)}, [PARTITIONED_MODEL])
+    deployment.runs_to_save.append(run_id)
+    run = api.run(run_id)
+    messages = failure_messages(api, run_id)
+    assert run.status == "FAILURE", (run.status, messages)
+    assert "container_config.command" in messages and "runLauncher.runTagK8sConfig.allowedKeys" in messages, messages
+    assert run.tags.get("dagster/will_retry") == "false", run.tags
+    time.sleep(NO_POD_WATCH_SECONDS)
+    jobs = deployment.batch_v1.list_namespaced_job(deployment.namespace, label_selector=f"dagster/run-id={run_id}")
+    assert not jobs.items, [job.metadata.name for job in jobs.items]
+    assert not deployment.run_pods(run_id)
+    assert not api.children(run_id), "the refused run was retried"

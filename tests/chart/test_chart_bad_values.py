@@ -382,6 +382,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"warehouse": {"postgres": {"params": {"dbname": "other"}}}},
         "warehouse.postgres.params.dbname: the server, port, user and database come from the chart's own keys",
     ),
+    (
+        "run-tag-allowlist-deeper-than-a-field",
+        {"runLauncher": {"runTagK8sConfig": {"allowedKeys": ["container_config.resources.limits"]}}},
+        "at '/runLauncher/runTagK8sConfig/allowedKeys/0'",
+    ),
 ]
 
 
@@ -399,6 +404,9 @@ def test_the_bad_values_cases_differ_from_good_ones_only_in_the_bad_key(helm, tm
         "retries-enabled-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": True, "maxRetries": 1}}},
         "retries-off-with-max-retries-0": {"dagsterDaemon": {"runRetries": {"enabled": False, "maxRetries": 0}}},
         "string-for-a-number": {"dagsterDaemon": {"runMonitoring": {"pollIntervalSeconds": 30}}},
+        "run-tag-allowlist-deeper-than-a-field": {
+            "runLauncher": {"runTagK8sConfig": {"allowedKeys": ["container_config.resources"]}}
+        },
         "external-postgresql": {
             "postgresql": {"enabled": False},
             "externalPostgresql": {"host": "db", "existingSecret": "db"},

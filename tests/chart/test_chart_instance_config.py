@@ -82,7 +82,27 @@ def test_local_instance_config_equals_the_charts(render, values_file):
     assert config["run_coordinator"]["config"] == {
         "dequeue_interval_seconds": runs["dequeueIntervalSeconds"],
         "retry_strategy": values["dagsterDaemon"]["runRetries"]["strategy"],
+        "allowed_run_tag_k8s_config_keys": values["runLauncher"]["runTagK8sConfig"]["allowedKeys"],
     }
+
+
+def test_a_launch_may_set_only_the_run_containers_resources_by_default(render):
+    config = render().instance_config()["run_coordinator"]["config"]
+    assert config["allowed_run_tag_k8s_config_keys"] == ["container_config.resources"]
+
+
+def test_the_run_tag_allowlist_is_rendered_as_given(render):
+    set_values = {"runLauncher.runTagK8sConfig.allowedKeys": "{container_config.resources,pod_spec_config.tolerations}"}
+    config = render(set_values=set_values).instance_config()["run_coordinator"]["config"]
+    assert config["allowed_run_tag_k8s_config_keys"] == ["container_config.resources", "pod_spec_config.tolerations"]
+
+
+def test_an_empty_run_tag_allowlist_allows_nothing(render, tmp_path):
+    """`allowedKeys: []`: the coordinator is given an empty list, not the chart's default."""
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text("runLauncher:\n  runTagK8sConfig:\n    allowedKeys: []\n")
+    config = render(values_file).instance_config()
+    assert config["run_coordinator"]["config"]["allowed_run_tag_k8s_config_keys"] == []
 
 
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)

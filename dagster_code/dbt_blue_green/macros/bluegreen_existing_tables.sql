@@ -8,9 +8,9 @@
     {% set sql %}
         select table_name
         from information_schema.tables
-        where table_schema = '{{ schema }}'
+        where table_schema = {{ bluegreen_literal(schema) }}
           and table_type = 'BASE TABLE'
-          and table_name in ({% for name in names %}'{{ name }}'{% if not loop.last %}, {% endif %}{% endfor %})
+          and table_name in ({% for name in names %}{{ bluegreen_literal(name) }}{% if not loop.last %}, {% endif %}{% endfor %})
         order by table_name
     {% endset %}
     {{ return(run_query(sql).columns[0].values() | list) }}

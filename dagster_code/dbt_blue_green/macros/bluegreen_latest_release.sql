@@ -8,7 +8,7 @@
 
 
 {% macro postgres__bluegreen_latest_release(schema) %}
-    {% set release_log = adapter.quote(schema) ~ '._release_log' %}
+    {% set release_log = bluegreen_identifier(schema) ~ '._release_log' %}
     {% set logged = run_query("select to_regclass(" ~ bluegreen_literal(release_log) ~ ") is not null").rows[0][0] %}
     {% if not logged %}
         {{ return(none) }}
@@ -19,7 +19,7 @@
 
 
 {% macro snowflake__bluegreen_latest_release(schema) %}
-    {% set db = target.database %}
+    {% set db = bluegreen_identifier(target.database) %}
     {% set logged = run_query(
         "select count(*) from " ~ db ~ ".information_schema.tables where table_schema = upper("
         ~ bluegreen_literal(schema) ~ ") and table_name = '_RELEASE_LOG'"
@@ -28,7 +28,7 @@
         {{ return(none) }}
     {% endif %}
     {% set latest = run_query(
-        "select release_id from " ~ db ~ "." ~ schema ~ "._release_log order by promoted_at desc limit 1"
+        "select release_id from " ~ db ~ "." ~ bluegreen_identifier(schema) ~ "._release_log order by promoted_at desc limit 1"
     ).rows %}
     {{ return(latest[0][0] if latest | length > 0 else none) }}
 {% endmacro %}

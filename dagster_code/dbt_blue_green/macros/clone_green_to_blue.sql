@@ -12,6 +12,7 @@
     nor cloned: both copy only the release's `tables`.
 #}
 {% macro clone_green_to_blue(release_id, tables) %}
+    {% set release_id = bluegreen_release_id(release_id) %}
     {{ return(adapter.dispatch('clone_green_to_blue', 'dagster_blue_green')(release_id, tables)) }}
 {% endmacro %}
 
@@ -42,20 +43,20 @@
         #}
         {% set prepared_from = bluegreen_latest_release(green) %}
         {% set published = bluegreen_existing_tables(green, tables) %}
-        {% do run_query("begin; create schema if not exists " ~ adapter.quote(blue) ~ "; commit;") %}
+        {% do run_query("begin; create schema if not exists " ~ bluegreen_identifier(blue) ~ "; commit;") %}
         {% for some in published | batch(200) %}
             {% set sql %}
                 begin;
                 {% for table in some %}
-                drop table if exists {{ adapter.quote(blue) }}.{{ adapter.quote(table) }} cascade;
-                create table {{ adapter.quote(blue) }}.{{ adapter.quote(table) }}
-                    as select * from {{ adapter.quote(green) }}.{{ adapter.quote(table) }};
+                drop table if exists {{ bluegreen_identifier(blue) }}.{{ bluegreen_identifier(table) }} cascade;
+                create table {{ bluegreen_identifier(blue) }}.{{ bluegreen_identifier(table) }}
+                    as select * from {{ bluegreen_identifier(green) }}.{{ bluegreen_identifier(table) }};
                 {% endfor %}
                 commit;
             {% endset %}
             {% do run_query(sql) %}
         {% endfor %}
-        {% set marker = adapter.quote(blue) ~ '._release_prepared' %}
+        {% set marker = bluegreen_identifier(blue) ~ '._release_prepared' %}
         {% do run_query(
             "begin; drop table if exists " ~ marker ~ "; "
             ~ "create table " ~ marker ~ " (release_id text not null, prepared_from text); "
@@ -75,26 +76,27 @@
     {% if execute %}
         {% set green = var('green_schema', 'green') %}
         {% set blue = var('blue_schema', 'blue') %}
-        {% set db = target.database %}
+        {% set db = bluegreen_identifier(target.database) %}
         {% set green_exists = run_query(
-            "select count(*) from " ~ db ~ ".information_schema.schemata where schema_name = upper('" ~ green ~ "')"
+            "select count(*) from " ~ db ~ ".information_schema.schemata where schema_name = upper("
+            ~ bluegreen_literal(green) ~ ")"
         ).rows[0][0] > 0 %}
         {# Read before the clone, as on PostgreSQL. #}
         {% set prepared_from = bluegreen_latest_release(green) if green_exists else none %}
         {% if green_exists %}
             {# Zero-copy: a metadata operation however large the tables are. #}
-            {% do run_query("create or replace schema " ~ db ~ "." ~ blue ~ " clone " ~ db ~ "." ~ green) %}
+            {% do run_query("create or replace schema " ~ db ~ "." ~ bluegreen_identifier(blue) ~ " clone " ~ db ~ "." ~ bluegreen_identifier(green)) %}
             {% do log("Release " ~ release_id ~ ": cloned schema " ~ green ~ " into " ~ blue, info=True) %}
         {% else %}
-            {% do run_query("create schema if not exists " ~ db ~ "." ~ blue) %}
+            {% do run_query("create schema if not exists " ~ db ~ "." ~ bluegreen_identifier(blue)) %}
             {% do log("Release " ~ release_id ~ ": no " ~ green ~ " schema yet; first release.", info=True) %}
         {% endif %}
         {# After the clone, which replaces blue with a copy of green (that has no marker). #}
         {% do run_query(
-            "create or replace table " ~ db ~ "." ~ blue ~ "._release_prepared (release_id varchar not null, prepared_from varchar)"
+            "create or replace table " ~ db ~ "." ~ bluegreen_identifier(blue) ~ "._release_prepared (release_id varchar not null, prepared_from varchar)"
         ) %}
         {% do run_query(
-            "insert into " ~ db ~ "." ~ blue ~ "._release_prepared (release_id, prepared_from) select "
+            "insert into " ~ db ~ "." ~ bluegreen_identifier(blue) ~ "._release_prepared (release_id, prepared_from) select "
             ~ bluegreen_literal(release_id) ~ ", " ~ bluegreen_literal(prepared_from)
         ) %}
     {% endif %}

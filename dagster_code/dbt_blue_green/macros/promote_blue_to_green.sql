@@ -29,6 +29,7 @@
     and every dbt test of the release succeeded.
 #}
 {% macro promote_blue_to_green(release_id, tables, built_by={}) %}
+    {% set release_id = bluegreen_release_id(release_id) %}
     {{ return(adapter.dispatch('promote_blue_to_green', 'dagster_blue_green')(release_id, tables, built_by)) }}
 {% endmacro %}
 
@@ -44,9 +45,9 @@
 
 {% macro postgres__promote_blue_to_green(release_id, tables, built_by) %}
     {% if execute %}
-        {% set green = adapter.quote(var('green_schema', 'green')) %}
-        {% set blue = adapter.quote(var('blue_schema', 'blue')) %}
-        {% set scratch = adapter.quote(var('blue_schema', 'blue') ~ '_swap') %}
+        {% set green = bluegreen_identifier(var('green_schema', 'green')) %}
+        {% set blue = bluegreen_identifier(var('blue_schema', 'blue')) %}
+        {% set scratch = bluegreen_identifier(var('blue_schema', 'blue') ~ '_swap') %}
         {% set release_log = green ~ '._release_log' %}
         {# One transaction from `begin` to `commit`, across the run_query calls below. #}
         {% set setup %}
@@ -69,8 +70,8 @@
             reading the promoted tables and then the log would meet the promotion in a lock cycle.
         #}
         {% set has_built_by = run_query(
-            "select count(*) from information_schema.columns where table_schema = '"
-            ~ var('green_schema', 'green') ~ "' and table_name = '_release_log' and column_name = 'built_by'"
+            "select count(*) from information_schema.columns where table_schema = "
+            ~ bluegreen_literal(var('green_schema', 'green')) ~ " and table_name = '_release_log' and column_name = 'built_by'"
         ).rows[0][0] > 0 %}
         {% if not has_built_by %}
             {% do run_query("alter table " ~ release_log ~ " add column if not exists built_by jsonb") %}
@@ -104,10 +105,10 @@
         {% set published = bluegreen_existing_tables(var('green_schema', 'green'), tables) %}
         {% set locked = [] %}
         {% for table in published %}
-            {% do locked.append(green ~ '.' ~ adapter.quote(table)) %}
+            {% do locked.append(green ~ '.' ~ bluegreen_identifier(table)) %}
         {% endfor %}
         {% for table in tables %}
-            {% do locked.append(blue ~ '.' ~ adapter.quote(table)) %}
+            {% do locked.append(blue ~ '.' ~ bluegreen_identifier(table)) %}
         {% endfor %}
         {% set wait_seconds = var('blue_green_lock_wait_seconds', 600) %}
         {% if wait_seconds is not number or wait_seconds <= 0 %}
@@ -116,6 +117,12 @@
                 ~ wait_seconds ~ "'. Release " ~ release_id ~ " not promoted; green is unchanged."
             ) }}
         {% endif %}
+        {% for name in locked if '$lock_all$' in name %}
+            {{ exceptions.raise_compiler_error(
+                "Release " ~ release_id ~ " cannot be promoted: table " ~ name ~ " has `$lock_all$` in its name, "
+                ~ "which would end the promotion's DO block. Rename the model. Green is unchanged."
+            ) }}
+        {% endfor %}
         {% set swap %}
             do $lock_all$
             declare
@@ -139,9 +146,10 @@
                             into holders
                             from pg_locks
                             where granted and pid <> pg_backend_pid()
-                              and relation = any(array[{% for name in locked %}'{{ name | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}]::regclass[]);
-                            raise exception 'Release {{ release_id }} cannot be promoted: other sessions held locks on its tables for {{ wait_seconds }} s (var blue_green_lock_wait_seconds), %. Green is unchanged.',
-                                coalesce('held now: ' || holders, 'none holds one now');
+                              and relation = any(array[{% for name in locked %}{{ bluegreen_literal(name) }}{% if not loop.last %}, {% endif %}{% endfor %}]::regclass[]);
+                            -- Values as arguments, not in the format string: no value changes the statement.
+                            raise exception 'Release % cannot be promoted: other sessions held locks on its tables for % s (var blue_green_lock_wait_seconds), %. Green is unchanged.',
+                                {{ bluegreen_literal(release_id) }}, {{ wait_seconds }}, coalesce('held now: ' || holders, 'none holds one now');
                         end if;
                         perform pg_sleep(least(0.05 * attempts, 1.0));
                     end;
@@ -150,7 +158,7 @@
             end
             $lock_all$;
             {% for table in tables %}
-            {% set name = adapter.quote(table) %}
+            {% set name = bluegreen_identifier(table) %}
             {% if table in published %}
             alter table {{ green }}.{{ name }} set schema {{ scratch }};
             {% endif %}
@@ -166,8 +174,8 @@
             values (
                 {{ bluegreen_literal(release_id) }},
                 clock_timestamp(),
-                array[{% for table in tables %}'{{ table }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[],
-                '{{ tojson(built_by) | replace("'", "''") }}'::jsonb
+                array[{% for table in tables %}{{ bluegreen_literal(table) }}{% if not loop.last %}, {% endif %}{% endfor %}]::text[],
+                {{ bluegreen_literal(tojson(built_by)) }}::jsonb
             );
             commit;
         {% endset %}
@@ -197,20 +205,22 @@
         again after a promotion (this macro does not).
     #}
     {% if execute %}
-        {% set green = var('green_schema', 'green') %}
-        {% set blue = var('blue_schema', 'blue') %}
-        {% set db = target.database %}
-        {% set next_green = db ~ "." ~ green ~ "_next" %}
-        {% do run_query("create schema if not exists " ~ db ~ "." ~ green) %}
+        {% set green_name = var('green_schema', 'green') %}
+        {% set blue_name = var('blue_schema', 'blue') %}
+        {% set db = bluegreen_identifier(target.database) %}
+        {% set green = db ~ "." ~ bluegreen_identifier(green_name) %}
+        {% set blue = db ~ "." ~ bluegreen_identifier(blue_name) %}
+        {% set next_green = db ~ "." ~ bluegreen_identifier(green_name ~ "_next") %}
+        {% do run_query("create schema if not exists " ~ green) %}
         {% do run_query(
-            "create table if not exists " ~ db ~ "." ~ green ~ "._release_log "
+            "create table if not exists " ~ green ~ "._release_log "
             ~ "(release_id varchar primary key, promoted_at timestamp_tz default current_timestamp(), tables array)"
         ) %}
         {% do run_query(
-            "alter table " ~ db ~ "." ~ green ~ "._release_log add column if not exists built_by variant"
+            "alter table " ~ green ~ "._release_log add column if not exists built_by variant"
         ) %}
         {% set already = run_query(
-            "select count(*) from " ~ db ~ "." ~ green ~ "._release_log where release_id = " ~ bluegreen_literal(release_id)
+            "select count(*) from " ~ green ~ "._release_log where release_id = " ~ bluegreen_literal(release_id)
         ).rows[0][0] > 0 %}
         {% if already %}
             {# Left behind only by a crash right after the swap; holds the previous release. #}
@@ -225,22 +235,26 @@
         #}
         {% set has_marker = run_query(
             "select count(*) from " ~ db ~ ".information_schema.tables where table_schema = upper("
-            ~ bluegreen_literal(blue) ~ ") and table_name = '_RELEASE_PREPARED'"
+            ~ bluegreen_literal(blue_name) ~ ") and table_name = '_RELEASE_PREPARED'"
         ).rows[0][0] > 0 %}
         {% set prepared = run_query(
-            "select release_id, prepared_from from " ~ db ~ "." ~ blue ~ "._release_prepared"
+            "select release_id, prepared_from from " ~ blue ~ "._release_prepared"
         ).rows if has_marker else [] %}
         {% do bluegreen_refuse_stale_blue(
             release_id,
             prepared[0][0] if prepared | length > 0 else none,
             prepared[0][1] if prepared | length > 0 else none,
-            bluegreen_latest_release(green),
+            bluegreen_latest_release(green_name),
         ) %}
 
+        {% set table_literals = [] %}
+        {% for table in tables %}
+            {% do table_literals.append(bluegreen_literal(table)) %}
+        {% endfor %}
         {% set built = run_query(
-            "select table_name from " ~ db ~ ".information_schema.tables where table_schema = upper('"
-            ~ blue ~ "') and table_type = 'BASE TABLE' and table_name in (upper('"
-            ~ tables | join("'), upper('") ~ "'))"
+            "select table_name from " ~ db ~ ".information_schema.tables where table_schema = upper("
+            ~ bluegreen_literal(blue_name) ~ ") and table_type = 'BASE TABLE' and table_name in (upper("
+            ~ table_literals | join("), upper(") ~ "))"
         ).columns[0].values() | map('upper') | list %}
         {% set missing = [] %}
         {% for table in tables if table | upper not in built %}
@@ -248,23 +262,23 @@
         {% endfor %}
         {% if missing | length > 0 %}
             {{ exceptions.raise_compiler_error(
-                "Release " ~ release_id ~ " cannot be promoted: " ~ blue ~ " has no table for "
+                "Release " ~ release_id ~ " cannot be promoted: " ~ blue_name ~ " has no table for "
                 ~ missing | join(", ") ~ ". Green is unchanged."
             ) }}
         {% endif %}
 
-        {% do run_query("create or replace schema " ~ next_green ~ " clone " ~ db ~ "." ~ green) %}
+        {% do run_query("create or replace schema " ~ next_green ~ " clone " ~ green) %}
         {% for table in tables %}
             {% do run_query(
-                "create or replace transient table " ~ next_green ~ "." ~ table ~ " clone " ~ db ~ "." ~ blue ~ "." ~ table
+                "create or replace transient table " ~ next_green ~ "." ~ bluegreen_identifier(table) ~ " clone " ~ blue ~ "." ~ bluegreen_identifier(table)
             ) %}
         {% endfor %}
         {% do run_query(
             "insert into " ~ next_green ~ "._release_log (release_id, promoted_at, tables, built_by) select "
-            ~ bluegreen_literal(release_id) ~ ", current_timestamp(), array_construct('" ~ tables | join("', '") ~ "'), parse_json('"
-            ~ tojson(built_by) | replace("'", "''") ~ "')"
+            ~ bluegreen_literal(release_id) ~ ", current_timestamp(), array_construct("
+            ~ table_literals | join(", ") ~ "), parse_json(" ~ bluegreen_literal(tojson(built_by)) ~ ")"
         ) %}
-        {% do run_query("alter schema " ~ next_green ~ " swap with " ~ db ~ "." ~ green) %}
+        {% do run_query("alter schema " ~ next_green ~ " swap with " ~ green) %}
         {# Holds the previous release now; the next promotion would replace it anyway. #}
         {% do run_query("drop schema if exists " ~ next_green) %}
         {% do log("Release " ~ release_id ~ ": promoted " ~ tables | length ~ " table(s) to green in one schema swap: " ~ tables | join(", "), info=True) %}

@@ -76,12 +76,14 @@ storage:
 {{ include "dagster-dbt-k8s.computeLogsYaml" . }}
 run_coordinator:
   # Dagster's run queue; every run submitted gets the retry strategy unless it set one, and the
-  # release tag when it selects a release asset (dagster_code/run_coordinator.py).
+  # release tag when it selects a release asset; a run whose launch set dagster-k8s/config keys
+  # beyond runLauncher.runTagK8sConfig.allowedKeys is failed unqueued (dagster_code/run_coordinator.py).
   module: dagster_code.run_coordinator
   class: PlatformRunCoordinator
   config:
     dequeue_interval_seconds: {{ .Values.concurrency.runs.dequeueIntervalSeconds }}
     retry_strategy: {{ $retries.strategy }}
+    allowed_run_tag_k8s_config_keys: {{ .Values.runLauncher.runTagK8sConfig.allowedKeys | toJson }}
 run_launcher:
   # dagster_k8s's K8sRunLauncher; a worker killed for memory fails its run saying so, unretried.
   module: dagster_code.run_launcher
