@@ -52,7 +52,7 @@ annotation, env vars it sets, volume and container names it uses.
 {{- if hasKey (get $extras "podAnnotations" | default dict) "checksum/config" }}
 {{- fail (printf "%s.podAnnotations.checksum/config is set by the chart (it restarts pods when a ConfigMap changes): use another annotation" $path) }}
 {{- end }}
-{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_USER" "POSTGRES_PASSWORD" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "CODE_LOCATIONS" }}
+{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_USER" "POSTGRES_PASSWORD" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "AUTH_PROXY" "CODE_LOCATIONS" }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.envConfigMapData" $root | fromYaml | keys) }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.computeLogsEnvNames" $root | fromJsonArray) }}
 {{- range $i, $var := get $extras "env" | default list }}

@@ -98,6 +98,10 @@ livenessProbe:
   failureThreshold: 5
 resources:
   {{- toYaml $proxy.resources | nindent 2 }}
+# Read-only root: /tmp is the pod's emptyDir, as in the chart's other containers.
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
 {{- end }}
 
 {{/*
