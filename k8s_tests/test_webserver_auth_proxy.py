@@ -62,6 +62,8 @@ PROVIDER_CONTAINER_PORT = 5556
 CLIENT_ID = "dagster"
 USER_EMAIL = "viewer@example.com"
 SECRET_NAME = "dagster-auth-proxy"
+# The UI's page listing the code locations (Deployment > Code locations in its navigation).
+LOCATIONS_PAGE = "/deployment/locations"
 SCREENSHOT = REPO_ROOT / "docs" / "ui" / "auth-proxy-login.png"
 RESTRICTED_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
 PROVIDER_READY_SECONDS = 120
@@ -337,7 +339,7 @@ def test_browser_logs_in_at_the_provider_and_reaches_the_ui(
     driver = _chromium(provider)
     try:
         start = time.monotonic()
-        driver.get(_url(webserver, "/locations"))
+        driver.get(_url(webserver, LOCATIONS_PAGE))
         wait_until(
             "the provider's login form",
             lambda: (driver.current_url.startswith(f"{provider.issuer}login/username"), driver.current_url),
@@ -354,7 +356,8 @@ def test_browser_logs_in_at_the_provider_and_reaches_the_ui(
                 text = _body_text(driver) if url.startswith(_url(webserver)) else ""
             except WebDriverException as error:  # the page replaced while read
                 return False, repr(error)
-            return url.startswith(_url(webserver, "/locations")) and CODE_LOCATION in text, f"{url}: {text[:300]!r}"
+            done = url.startswith(_url(webserver)) and "Code locations" in text and CODE_LOCATION in text
+            return done, f"{url}: {text[:300]!r}"
 
         wait_until(f"the UI's code locations page to list {CODE_LOCATION}", ui_lists_the_location, PAGE_TIMEOUT_SECONDS)
         print(f"logged in at the provider and reached the UI in {time.monotonic() - start:.1f}s")
