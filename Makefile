@@ -69,6 +69,11 @@ k8s-test-images: image ## The images the cluster suites install: the example's (
 	source versions.env && DBT_PROJECT=artifacts/acme-next PROJECT_IMAGE="$${ACME_NEXT_PROJECT_IMAGE}" hack/build-images.sh
 	images/s3/build-image.sh
 
+.PHONY: auth-proxy-image
+auth-proxy-image: ## The auth proxy of dagsterWebserver.authProxy (oauth2-proxy, built from source), and its kind test's OIDC provider.
+	images/oauth2-proxy/build-image.sh
+	k8s_tests/images/oidc-provider/build-image.sh
+
 ##@ Kind cluster
 
 .PHONY: cluster

@@ -54,7 +54,7 @@ annotation, env vars it sets, volume and container names it uses.
 {{- fail (printf "%s.podAnnotations.%s is set by the chart (it restarts pods when a ConfigMap or a password changes): use another annotation" $path $annotation) }}
 {{- end }}
 {{- end }}
-{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_SUPERUSER" "POSTGRES_SUPERUSER_PASSWORD" "POSTGRES_DAGSTER_PASSWORD" "POSTGRES_WAREHOUSE_PASSWORD" "POSTGRES_ROLES" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "CODE_LOCATIONS" }}
+{{- $chartEnv := list "DAGSTER_HOME" "DAGSTER_PG_PASSWORD" "DBT_PG_PASSWORD" "DAGSTER_CURRENT_IMAGE" "WAIT_FOR_DATABASE_SECONDS" "DAGSTER_POOL_LIMITS" "PRUNE_POOLS_SCRIPT" "POSTGRES_SUPERUSER" "POSTGRES_SUPERUSER_PASSWORD" "POSTGRES_DAGSTER_PASSWORD" "POSTGRES_WAREHOUSE_PASSWORD" "POSTGRES_ROLES" "POSTGRES_DATABASES" "PGDATA" "HOME" "WEBSERVER_URL" "AUTH_PROXY" "CODE_LOCATIONS" }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.envConfigMapData" $root | fromYaml | keys) }}
 {{- $chartEnv = concat $chartEnv (include "dagster-dbt-k8s.computeLogsEnvNames" $root | fromJsonArray) }}
 {{- range $i, $var := get $extras "env" | default list }}

@@ -29,7 +29,7 @@ networkPolicy.extraEgress and the webserver's own. DNS is the release-wide polic
     - protocol: TCP
       port: postgresql
 {{- end }}
-{{- if has $component (list "webserver" "daemon" "run-worker" "test") }}
+{{- if has $component (list "webserver" "webserver-read-only" "daemon" "run-worker" "test") }}
 # The code servers' gRPC port: loading the definitions, running them.
 - to:
     {{- range $location := include "dagster-dbt-k8s.codeLocations" $root | fromJsonArray }}
@@ -39,7 +39,7 @@ networkPolicy.extraEgress and the webserver's own. DNS is the release-wide polic
     - protocol: TCP
       port: grpc
 {{- end }}
-{{- if has $component (list "webserver" "daemon") }}
+{{- if has $component (list "webserver" "webserver-read-only" "daemon") }}
 # The Kubernetes API server (the run launcher's calls, dagster-dbt-k8s.serviceAccountName).
 {{- include "dagster-dbt-k8s.kubernetesApiEgress" $root | nindent 0 }}
 {{- end }}
@@ -57,7 +57,7 @@ networkPolicy.extraEgress and the webserver's own. DNS is the release-wide polic
 {{ toYaml . }}
 {{- end }}
 {{- end }}
-{{- if eq $component "webserver" }}
+{{- if has $component (list "webserver" "webserver-read-only") }}
 {{- with $values.webserver.extraEgress }}
 # networkPolicy.webserver.extraEgress
 {{ toYaml . }}
