@@ -263,7 +263,19 @@ def proxied_release(
                 "emailDomains": ["example.com"],
             },
             "readOnlyReplica": {"enabled": True},
-        }
+        },
+        # The proxies' only way out besides the chart's own: the provider's discovery, keys and
+        # token exchange (the chart's default-deny policies are on, enforced by the cluster).
+        "networkPolicy": {
+            "webserver": {
+                "extraEgress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": PROVIDER_NAME}}}],
+                        "ports": [{"protocol": "TCP", "port": "http"}],
+                    }
+                ]
+            }
+        },
     }
     values_file = tmp_path_factory.mktemp("auth-proxy") / "auth-proxy-values.yaml"
     values_file.write_text(yaml.safe_dump(values))
