@@ -205,7 +205,7 @@ def test_only_the_webserver_and_the_daemon_reach_the_api_server(render):
 
 
 def test_without_a_cluster_to_ask_the_api_ports_open_to_any_address(render):
-    """`helm template` has no Endpoints to look up: the ports alone, any address (values.yaml says so)."""
+    """`helm template` has no EndpointSlice to look up: the ports alone, any address (values.yaml says so)."""
     for component in ("webserver", "daemon"):
         (policy,) = [p for p in render().of_kind("NetworkPolicy") if component_of(p) == component]
         assert {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]} in policy["spec"][

@@ -75,10 +75,11 @@ cluster (`helm template`) the ports open to any address, which values.yaml says.
 {{- $api := .Values.networkPolicy.kubernetesApi -}}
 {{- $peers := $api.to -}}
 {{- if not $peers -}}
-{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" -}}
-{{- range $subset := ($endpoints.subsets | default list) -}}
-{{- range $address := ($subset.addresses | default list) -}}
-{{- $peers = append $peers (dict "ipBlock" (dict "cidr" (printf "%s/32" $address.ip))) -}}
+{{- /* The API server's own EndpointSlice (named like its Service; v1 Endpoints is deprecated). */ -}}
+{{- $slice := lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes" -}}
+{{- range $endpoint := ($slice.endpoints | default list) -}}
+{{- range $address := ($endpoint.addresses | default list) -}}
+{{- $peers = append $peers (dict "ipBlock" (dict "cidr" (printf "%s/32" $address))) -}}
 {{- end -}}
 {{- end -}}
 {{- end }}
