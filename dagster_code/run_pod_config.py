@@ -52,14 +52,14 @@ def k8s_config_keys(tags: Mapping[str, str]) -> dict[str, object]:
     """The run pod keys the tags set, as `section.field` (or `section` when it is not a map, e.g.
     merge_behavior), with their values; a tag that is not JSON is returned whole under its name."""
     keys: dict[str, object] = {}
-    raw = tags.get(USER_DEFINED_K8S_CONFIG_KEY)
-    if raw is not None:
+    tag_value = tags.get(USER_DEFINED_K8S_CONFIG_KEY)
+    if tag_value is not None:
         try:
-            config = json.loads(raw)
+            config = json.loads(tag_value)
         except ValueError:
             config = None
         if not isinstance(config, dict):
-            keys[USER_DEFINED_K8S_CONFIG_KEY] = raw
+            keys[USER_DEFINED_K8S_CONFIG_KEY] = tag_value
         else:
             for section, value in config.items():
                 if isinstance(value, dict):
