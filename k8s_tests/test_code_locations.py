@@ -267,7 +267,7 @@ def test_changed_passwords_are_applied_at_the_next_start_and_every_component_kee
 ) -> None:
     """A `helm upgrade` that changes the three passwords: the server applies them at its restart,
     the webserver, the daemon and the code servers restart with them (checksum annotations), the
-    old password is refused, and the three locations load and a run succeeds afterwards."""
+    old password is refused, and the three locations load and the next release succeeds afterwards."""
     deployment = three_locations
     old_password = deployment.password
     components = ("postgresql", "webserver", "daemon", "code-location", "code-location-acme", "code-location-plain")
@@ -310,13 +310,16 @@ def test_changed_passwords_are_applied_at_the_next_start_and_every_component_kee
             lambda api=api: ((status := api.location_status()) == "RepositoryLocation", status),
             LOCATION_LOADED_TIMEOUT_SECONDS,
         )
-    # A run: the daemon launches it through acme's code server; its pod writes the warehouse as dbt.
+    # The next release: the daemon launches it through acme's code server; its pod clones green to
+    # blue, builds and promotes as dbt, with the new password.
     second = location_api(deployment, SECOND_LOCATION)
-    run_id = second.launch_run(IMPLICIT_ASSET_JOB_NAME, assets=list(ACME_SEEDS))
+    run_id = second.launch_run(ACME_RELEASE.job)
     deployment.runs_to_save.append(run_id)
-    run = wait_run_finished(second, run_id, SEEDS_TIMEOUT_SECONDS, f"{SECOND_LOCATION}'s seeds after the rotation")
+    run = wait_run_finished(second, run_id, RELEASE_TIMEOUT_SECONDS, f"{SECOND_LOCATION}'s release after the rotation")
     assert run.status == "SUCCESS", failure_messages(second, run_id)
+    acme_green = tables_in(database(deployment, SECOND_DATABASE), GREEN)
+    assert set(ACME_RELEASE.marts) <= acme_green, acme_green
     print(
         f"\n[password rotation] helm upgrade --wait: {upgraded_at - start:.0f}s; "
-        f"then locations loaded and a seeds run succeeded: {time.monotonic() - upgraded_at:.0f}s"
+        f"then locations loaded and a release succeeded: {time.monotonic() - upgraded_at:.0f}s"
     )
