@@ -46,7 +46,7 @@ def workspace(instance: dg.DagsterInstance, dbt_manifest) -> Iterator[WorkspaceR
         yield workspace
 
 
-def launch(workspace: WorkspaceRequestContext, job: str, assets: list[str] | None = None, tags=None) -> dg.DagsterRun:
+def launch_run(workspace: WorkspaceRequestContext, job: str, assets, tags=None, run_config=None) -> dg.DagsterRun:
     """launchRun as the UI sends it: with `assets`, the UI's Materialize of that selection."""
     (location,) = workspace.code_location_names
     selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "jobName": job}
@@ -54,14 +54,19 @@ def launch(workspace: WorkspaceRequestContext, job: str, assets: list[str] | Non
         selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
     params = {
         "selector": selector,
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }
     result = execute_dagster_graphql(workspace, LAUNCH_RUN_MUTATION, {"params": params})
     assert result.errors is None, result.errors
     answer = result.data["launchRun"]
     assert answer["__typename"] == "LaunchRunSuccess", answer
-    run = workspace.instance.get_run_by_id(answer["run"]["runId"])
+    return workspace.instance.get_run_by_id(answer["run"]["runId"])
+
+
+def launch(workspace: WorkspaceRequestContext, job: str, assets: list[str] | None = None, tags=None) -> dg.DagsterRun:
+    """A launch the coordinator queues."""
+    run = launch_run(workspace, job, assets, tags)
     assert run.status == dg.DagsterRunStatus.QUEUED, run.status
     return run
 
@@ -169,20 +174,7 @@ def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
 
 def launch_refused(workspace, job: str, assets, tags=None, run_config=None) -> tuple[dg.DagsterRun, str]:
     """launchRun answers with the run, already failed: it was never queued."""
-    (location,) = workspace.code_location_names
-    selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "jobName": job}
-    if assets is not None:
-        selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
-    params = {
-        "selector": selector,
-        "runConfigData": run_config or {},
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-    }
-    result = execute_dagster_graphql(workspace, LAUNCH_RUN_MUTATION, {"params": params})
-    assert result.errors is None, result.errors
-    answer = result.data["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    run = workspace.instance.get_run_by_id(answer["run"]["runId"])
+    run = launch_run(workspace, job, assets, tags, run_config)
     assert run.status == dg.DagsterRunStatus.FAILURE, run.status
     return run, failure_message(workspace.instance, run.run_id)
 
