@@ -79,6 +79,20 @@ def namespace(request: pytest.FixtureRequest, core_v1: client.CoreV1Api) -> Iter
         core_v1.delete_namespace(name)
 
 
+@pytest.fixture
+def namespace_artifacts_on_setup_failure(
+    request: pytest.FixtureRequest, kind_cluster: KindCluster, namespace: str
+) -> Iterator[None]:
+    """For a module that installs into its own namespace (pytestmark usefixtures): when its setup
+    fails (a server or the chart not coming up), the namespace's pods, events and logs; the
+    suite's own fixture saves them only for a failed test body."""
+    yield
+    report = getattr(request.node, "rep_setup", None)
+    if report is not None and report.failed:
+        core_v1 = request.getfixturevalue("core_v1")
+        dump_artifacts(artifacts_dir_for(request.node.nodeid), kind_cluster, core_v1, [namespace])
+
+
 def loaded_image(cluster: KindCluster, variable: str, make_target: str) -> str:
     """The image versions.env names `variable`, loaded into the nodes. Fails, never skips, when it
     was not built (by `make_target`)."""

@@ -14,6 +14,7 @@ from k8s_tests.cluster_fixtures import (  # noqa: F401  (fixtures, found by name
     k8s_client,
     kind_cluster,
     namespace,
+    namespace_artifacts_on_setup_failure,
     plain_image,
     probe_image,
     project_image,

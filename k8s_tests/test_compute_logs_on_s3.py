@@ -22,9 +22,7 @@ from kubernetes import client
 from k8s_tests.harness.cluster import (
     ImageMissing,
     KindCluster,
-    artifacts_dir_for,
     built_image,
-    dump_artifacts,
     wait_until,
 )
 from k8s_tests.harness.dagster_api import DagsterApi
@@ -32,6 +30,8 @@ from k8s_tests.harness.deployment import CHART_DIR, Deployment, chart_values, co
 from k8s_tests.harness.example import MODELS_STEP, STAGING_MODELS, STAGING_ORDERS
 from k8s_tests.harness.release import failure_messages, wait_run_finished
 from k8s_tests.harness.s3 import S3Server, deploy_s3_server
+
+pytestmark = pytest.mark.usefixtures("namespace_artifacts_on_setup_failure")
 
 COMPUTE_LOGS_VALUES = CHART_DIR / "ci" / "compute-logs-s3-values.yaml"
 RESTRICTED_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
@@ -44,19 +44,6 @@ def s3_values() -> dict[str, Any]:
     """computeLogs.s3 as installed: the chart's defaults under the ci file's values."""
     defaults = chart_values()["computeLogs"]["s3"]
     return {**defaults, **yaml.safe_load(COMPUTE_LOGS_VALUES.read_text())["computeLogs"]["s3"]}
-
-
-@pytest.fixture(autouse=True)
-def artifacts_on_setup_failure(
-    request: pytest.FixtureRequest, kind_cluster: KindCluster, namespace: str
-) -> Iterator[None]:
-    """When the S3 server or the chart fails to come up, the namespace's pods, events and logs
-    (the cluster suite's own fixture saves them only for a failed test body)."""
-    yield
-    report = getattr(request.node, "rep_setup", None)
-    if report is not None and report.failed:
-        core_v1 = request.getfixturevalue("core_v1")
-        dump_artifacts(artifacts_dir_for(request.node.nodeid), kind_cluster, core_v1, [namespace])
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,6 @@ from k8s_tests.harness.cluster import (
     KindCluster,
     artifacts_dir_for,
     built_image,
-    dump_artifacts,
 )
 from k8s_tests.harness.deployment import (
     CODE_LOCATION,
@@ -55,7 +54,7 @@ from k8s_tests.harness.deployment import (
 )
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.full_suite
+pytestmark = [pytest.mark.full_suite, pytest.mark.usefixtures("namespace_artifacts_on_setup_failure")]
 
 PROVIDER_NAME = "oidc-provider"
 PROVIDER_CONTAINER_PORT = 5556
@@ -102,19 +101,6 @@ class Provider:
         self.password = secrets.token_urlsafe(12)
         self.proxy_port = free_port()
         self.redirect_url = f"http://127.0.0.1:{self.proxy_port}/oauth2/callback"
-
-
-@pytest.fixture(autouse=True)
-def artifacts_on_setup_failure(
-    request: pytest.FixtureRequest, kind_cluster: KindCluster, namespace: str
-) -> Iterator[None]:
-    """When the provider or the chart fails to come up, the namespace's pods, events and logs
-    (the cluster suite's own fixture saves them only for a failed test body)."""
-    yield
-    report = getattr(request.node, "rep_setup", None)
-    if report is not None and report.failed:
-        core_v1 = request.getfixturevalue("core_v1")
-        dump_artifacts(artifacts_dir_for(request.node.nodeid), kind_cluster, core_v1, [namespace])
 
 
 def _deploy_provider(
