@@ -154,6 +154,12 @@ def start_pod(core_v1: client.CoreV1Api, namespace: str, manifest: dict[str, Any
     return wait_until(f"pod {namespace}/{name} to run", running, POD_READY_SECONDS)
 
 
+def start_listener(core_v1: client.CoreV1Api, namespace: str, name: str, image: str) -> client.V1Pod:
+    """A running pod (label role=name) that accepts TCP connections on LISTENER_PORT."""
+    command = ["python", "-m", "http.server", str(LISTENER_PORT), "--directory", "/tmp"]
+    return start_pod(core_v1, namespace, python_pod(name, image, {"role": name}, command))
+
+
 @pytest.fixture(scope="module")
 def enforcer(kind_cluster: KindCluster, k8s_client: client.ApiClient, core_v1: client.CoreV1Api) -> None:
     """The enforcer runs on every node; fails, naming the fix, on a cluster made without it."""
@@ -320,16 +326,7 @@ def test_a_run_pod_reaches_only_its_allowed_egress(
     connect, a listener in another namespace (no policy of its own) does not; the same listener
     accepts a pod of the release's namespace without those labels (the control)."""
     ns = chaos_deployment.namespace
-    listener = start_pod(
-        core_v1,
-        namespace,
-        python_pod(
-            "egress-target",
-            project_image,
-            {"role": "egress-target"},
-            ["python", "-m", "http.server", str(LISTENER_PORT), "--directory", "/tmp"],
-        ),
-    )
+    listener = start_listener(core_v1, namespace, "egress-target", project_image)
     outside = f"{listener.status.pod_ip}:{LISTENER_PORT}"
     run_labels = {
         "app.kubernetes.io/name": "dagster-dbt-k8s",
@@ -514,16 +511,7 @@ def test_a_policy_change_takes_effect_within_seconds(
     """Deny-all on a listener, then an allow from the outsider by podSelector and port, then the
     policy deleted: each change reaches the listener's node within POLICY_APPLIED_SECONDS."""
     networking = client.NetworkingV1Api(k8s_client)
-    listener = start_pod(
-        core_v1,
-        namespace,
-        python_pod(
-            "listener",
-            project_image,
-            {"role": "listener"},
-            ["python", "-m", "http.server", str(LISTENER_PORT), "--directory", "/tmp"],
-        ),
-    )
+    listener = start_listener(core_v1, namespace, "listener", project_image)
     target = f"{listener.status.pod_ip}:{LISTENER_PORT}"
     wait_until(
         f"{target} to accept connections",
