@@ -184,3 +184,19 @@ def run_worker_job(launcher: dict[str, Any]) -> dict[str, Any]:
         component="run_worker",
     )
     return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+
+
+# What dagster_k8s 0.29's run launcher and its client call (launch, health check, debug,
+# terminate), as (apiGroup, resource, verb): the daemon's Role, and the union of every Role.
+RUN_LAUNCHER_CALLS = {
+    ("batch", "jobs", "create"),
+    ("batch", "jobs", "get"),
+    ("batch", "jobs", "list"),
+    ("batch", "jobs", "delete"),
+    ("batch", "jobs/status", "get"),
+    ("", "pods", "get"),
+    ("", "pods", "list"),
+    ("", "pods", "delete"),
+    ("", "pods/log", "get"),
+    ("", "events", "list"),
+}

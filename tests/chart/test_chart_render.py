@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 import yaml
-from chart_render import CHART_DIR, SCENARIO_IDS, SCENARIOS, load_values
+from chart_render import CHART_DIR, RUN_LAUNCHER_CALLS, SCENARIO_IDS, SCENARIOS, load_values
 
 from dagster_code.config import DEFAULT_SNAPSHOT_POOL
 
@@ -203,20 +203,7 @@ def test_rbac_is_namespaced_and_minimal(render, values_file):
             for resource in rule["resources"]
             for verb in rule["verbs"]
         }
-    # What dagster_k8s 0.29's launcher and client call (launch, health check, debug, terminate).
-    needed = {
-        ("batch", "jobs", "create"),
-        ("batch", "jobs", "get"),
-        ("batch", "jobs", "list"),
-        ("batch", "jobs", "delete"),
-        ("batch", "jobs/status", "get"),
-        ("", "pods", "get"),
-        ("", "pods", "list"),
-        ("", "pods", "delete"),
-        ("", "pods/log", "get"),
-        ("", "events", "list"),
-    }
-    assert granted == needed
+    assert granted == RUN_LAUNCHER_CALLS
     # The union of the daemon's and the webserver's (tests/chart/test_chart_service_accounts.py
     # says whose is what); each binding ties a Role of the chart to an account in this namespace.
     roles = {role["metadata"]["name"] for role in rendered.of_kind("Role")}
